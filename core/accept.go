@@ -1,0 +1,181 @@
+package core
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// DefaultHandshakeTimeout bounds a server-side handshake on a raw net.Conn
+// when Upgrader.HandshakeTimeout is zero: a client that sends its request
+// slowly (slow loris) cannot hold a connection longer than this.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// Upgrader accepts server connections, from an http.Handler (Upgrade) or
+// from a raw net.Conn (Accept). A zero Upgrader is valid. An Upgrader may be
+// used for many connections, concurrently.
+type Upgrader struct {
+	// Config is the configuration of every connection this Upgrader accepts.
+	Config
+
+	// Protocols are the subprotocols this server speaks. The first
+	// subprotocol the client offers that is in this list is selected: the
+	// client's order of preference wins, as RFC 6455 intends.
+	Protocols []string
+
+	// CheckOrigin decides whether a browser's cross-origin request may
+	// connect. It is called only when the request carries an Origin header,
+	// with that header and the request's Host. Nil allows only same-origin
+	// requests: the Origin's host must equal Host. Browsers always send
+	// Origin, and a WebSocket is not protected by CORS, so this check is
+	// what stops another site from using a visitor's cookies against this
+	// server (cross-site WebSocket hijacking).
+	CheckOrigin func(origin, host string) bool
+
+	// Header holds extra response headers for the handshake.
+	Header http.Header
+
+	// HandshakeTimeout bounds the handshake on a raw net.Conn (Accept), on
+	// Config.Clock. Zero means DefaultHandshakeTimeout; negative is an
+	// error. Upgrade relies on the http.Server's own timeouts.
+	HandshakeTimeout time.Duration
+}
+
+// AllowAnyOrigin is a CheckOrigin that accepts every origin. Use it only
+// for servers that no browser holding credentials will reach.
+func AllowAnyOrigin(origin, host string) bool { return true }
+
+func (u *Upgrader) originAllowed(origin, host string) bool {
+	if u.CheckOrigin != nil {
+		return u.CheckOrigin(origin, host)
+	}
+	o, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(o.Host, host)
+}
+
+// Upgrade answers an HTTP request with the opening handshake and returns
+// the connection, not yet reading: call Serve (typically on the handler's
+// goroutine, which then becomes the connection's read loop). On failure it
+// has already written an HTTP error response (400, 403, 426, ...).
+func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+	cfg, err := u.Config.withDefaults()
+	if err != nil {
+		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
+		return nil, err
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !u.originAllowed(origin, r.Host) {
+		http.Error(w, "websocket: origin not allowed", http.StatusForbidden)
+		return nil, fmt.Errorf("%w: %q", ErrOriginNotAllowed, origin)
+	}
+	hu := ws.HTTPUpgrader{Header: u.Header}
+	if len(u.Protocols) > 0 {
+		hu.Protocol = u.selectProtocol
+	}
+	nc, rw, hs, err := hu.Upgrade(r, w)
+	if err != nil {
+		if nc != nil {
+			_ = nc.Close()
+		}
+		return nil, fmt.Errorf("tether: upgrade: %w", err)
+	}
+	// Reuse net/http's buffers when they suit: no allocation per connection.
+	var br = rw.Reader
+	if br.Buffered() == 0 && br.Size() != cfg.ReadBufferSize {
+		br = nil
+	}
+	var bw = rw.Writer
+	if bw.Size() != cfg.WriteBufferSize {
+		bw = nil
+	}
+	return newConn(nc, br, bw, false, hs.Protocol, cfg), nil
+}
+
+// selectProtocol is asked by gobwas about each offered subprotocol in the
+// client's order; the first yes is selected.
+func (u *Upgrader) selectProtocol(p string) bool {
+	return slices.Contains(u.Protocols, p)
+}
+
+// Accept performs the server side of the opening handshake on a raw
+// connection, bounded by HandshakeTimeout on Config.Clock, and returns the
+// connection, not yet reading: call Serve. On failure nc is closed and the
+// client has been sent an HTTP error response.
+func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
+	cfg, err := u.Config.withDefaults()
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	timeout := u.HandshakeTimeout
+	if timeout < 0 {
+		_ = nc.Close()
+		return nil, fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, timeout)
+	}
+	if timeout == 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	var timedOut = make(chan struct{})
+	t := cfg.Clock.AfterFunc(timeout, func() {
+		close(timedOut)
+		_ = nc.SetDeadline(aLongTimeAgo) // wall time: a socket deadline in the past aborts the blocked handshake read
+	})
+
+	var origin, host string
+	up := ws.Upgrader{
+		OnHost: func(h []byte) error {
+			host = string(h)
+			return nil
+		},
+		OnHeader: func(k, v []byte) error {
+			if strings.EqualFold(string(k), "Origin") {
+				origin = string(v)
+			}
+			return nil
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if origin != "" && !u.originAllowed(origin, host) {
+				return nil, ws.RejectConnectionError(
+					ws.RejectionStatus(http.StatusForbidden),
+					ws.RejectionReason("origin not allowed"),
+				)
+			}
+			if len(u.Header) > 0 {
+				return ws.HandshakeHeaderHTTP(u.Header), nil
+			}
+			return nil, nil
+		},
+	}
+	if len(u.Protocols) > 0 {
+		up.Protocol = func(p []byte) bool { return u.selectProtocol(string(p)) }
+	}
+	hs, err := up.Upgrade(nc)
+	stopped := t.Stop()
+	if err == nil && !stopped {
+		<-timedOut // the timer fired as the handshake finished: the socket is poisoned
+		err = ErrHandshakeTimeout
+	}
+	if err != nil {
+		_ = nc.Close()
+		select {
+		case <-timedOut:
+			return nil, fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, timeout, err)
+		default:
+		}
+		if origin != "" && !u.originAllowed(origin, host) {
+			return nil, fmt.Errorf("%w: %q", ErrOriginNotAllowed, origin)
+		}
+		return nil, fmt.Errorf("tether: accept: %w", err)
+	}
+	return newConn(nc, nil, nil, false, hs.Protocol, cfg), nil
+}
+
+var aLongTimeAgo = time.Unix(1, 0)

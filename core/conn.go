@@ -1,0 +1,439 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/internal/goid"
+)
+
+// Conn is one WebSocket connection, client or server side: a single reader
+// that runs every inbound message through the inbound middleware chain, and
+// a single serialized writer behind the outbound chain.
+//
+// # Concurrency
+//
+// Write, Ping, Close, Done, Err and the accessors may be called from any
+// goroutine, concurrently. Frames from concurrent writers never interleave:
+// data, ping, pong and close frames all go through one locked writer. Serve
+// must be called exactly once; it runs the read loop on the calling
+// goroutine. Handlers, middlewares and control handlers run on that
+// goroutine, one frame at a time.
+//
+// # Errors
+//
+// Any error that ends the connection (a protocol violation, a middleware
+// error on the inbound path, a failed write, a lost socket) is final: the
+// connection sends the close frame the error calls for when it can, closes
+// the socket, and from then on Write returns an error matching ErrClosed.
+// The cause is a *CloseError, returned by Serve and Err and published on
+// the Disconnected event. An error returned by an outbound middleware is
+// returned to the writer and leaves the connection open, unless it is a
+// *CloseError.
+type Conn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	client bool
+	id     string
+	proto  string
+
+	clock        clockwork.Clock
+	bus          *events.Bus
+	maxMsg       int64
+	closeTimeout time.Duration
+	plugins      []Plugin
+	in, out      Handler
+
+	// Writer state, guarded by wmu.
+	wmu       sync.Mutex
+	writers   atomic.Int32 // writers waiting for or holding wmu (not the read loop)
+	readMore  bool         // the read loop has more buffered input: defer its replies' flush
+	dirty     bool         // bytes in bw not yet flushed
+	closeSent bool         // a close frame went out: no more frames may follow
+	werr      error        // sticky write error
+	whdr      [ws.MaxHeaderSize]byte
+
+	// Read state, owned by the read loop.
+	msg             []byte // reassembly buffer for fragmented or large messages
+	lctx            *serveCtx       // the handlers' ctx; its identity marks the read loop's writes
+	loopCtx         context.Context // lctx as an interface, for a cheap comparison
+	rhdr            [ws.MaxHeaderSize - 2]byte
+	stopping        atomic.Bool // mirrors closing, for the read loop's per-frame check
+	controlHandlers []ControlHandler
+	reading         atomic.Bool
+	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs
+
+	// Lifecycle, guarded by mu.
+	mu          sync.Mutex
+	serving     bool
+	closing     bool  // a close started (by us, the peer or an error)
+	cause       error // why the connection ends; set once
+	handshake   bool  // we sent a close frame and the peer answered it
+	timedOut    bool
+	closeTimer  clockwork.Timer
+	pluginStop  context.CancelFunc
+	finishOnce  sync.Once
+	done        chan struct{}
+	cancelServe context.CancelFunc
+}
+
+var connSeq atomic.Uint64
+
+func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto string, cfg Config) *Conn {
+	if br == nil {
+		br = bufio.NewReaderSize(nc, cfg.ReadBufferSize)
+	}
+	if bw == nil {
+		bw = bufio.NewWriterSize(nc, cfg.WriteBufferSize)
+	}
+	id := cfg.ID
+	if id == "" {
+		id = "c" + strconv.FormatUint(connSeq.Add(1), 10)
+	}
+	c := &Conn{
+		nc:           nc,
+		br:           br,
+		bw:           bw,
+		client:       client,
+		id:           id,
+		proto:        proto,
+		clock:        cfg.Clock,
+		bus:          cfg.Bus,
+		maxMsg:       cfg.MaxMessageSize,
+		closeTimeout: cfg.CloseTimeout,
+		plugins:      cfg.Plugins,
+		done:         make(chan struct{}),
+	}
+	c.lctx = &serveCtx{conn: c}
+	c.loopCtx = c.lctx
+	c.in = cfg.Inbound.Then(c.publishIn(cfg.Handler))
+	c.out = cfg.Outbound.Then(c.writeData)
+	return c
+}
+
+// ID returns the connection's id, as used in events.
+func (c *Conn) ID() string { return c.id }
+
+// Client reports whether this is the dialing side.
+func (c *Conn) Client() bool { return c.client }
+
+// Subprotocol returns the negotiated subprotocol, or "".
+func (c *Conn) Subprotocol() string { return c.proto }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Clock returns the clock that drives the connection's timings; plugins arm
+// their timers on it.
+func (c *Conn) Clock() clockwork.Clock { return c.clock }
+
+// Bus returns the bus the connection publishes on, or nil.
+func (c *Conn) Bus() *events.Bus { return c.bus }
+
+// Done returns a channel that is closed once the connection is fully
+// closed: socket released, read loop ended, plugins stopped.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns the cause of the connection's end, a *CloseError, or nil
+// while it is open.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+	default:
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// Serve runs the connection: it publishes Connected, runs the plugins, then
+// reads frames until the connection closes, and returns the cause, a
+// *CloseError (errors.As). When ctx is done the connection is closed with
+// 1001 (going away). Serve must be called once; a second call returns
+// ErrAlreadyServing. Called after the connection was closed, it returns the
+// cause at once.
+func (c *Conn) Serve(ctx context.Context) error {
+	c.mu.Lock()
+	if c.serving {
+		c.mu.Unlock()
+		return ErrAlreadyServing
+	}
+	c.serving = true
+	if c.closing {
+		c.mu.Unlock()
+		<-c.done
+		return c.Err()
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	c.lctx.Context = loopCtx
+	c.cancelServe = cancel
+	c.mu.Unlock()
+	c.readerID.Store(goid.Get())
+
+	// Close with 1001 when the caller's ctx ends. The goroutine runs only
+	// then; Serve waits for it before returning.
+	closerDone := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closerDone)
+		_ = c.closeWith(ws.StatusGoingAway, "going away", nil, false)
+	})
+
+	if events.Enabled[events.Connected](c.bus) {
+		events.Publish(c.bus, events.Connected{
+			ConnID: c.id, Client: c.client, Subprotocol: c.proto,
+			LocalAddr: addrString(c.nc.LocalAddr()), RemoteAddr: addrString(c.nc.RemoteAddr()),
+			At: c.clock.Now(),
+		})
+	}
+
+	pctx, pcancel := context.WithCancel(loopCtx)
+	c.mu.Lock()
+	c.pluginStop = pcancel
+	closing := c.closing
+	c.mu.Unlock()
+	var perr error
+	for _, p := range c.plugins {
+		if closing {
+			break
+		}
+		if perr = p.Run(pctx, c); perr != nil {
+			break
+		}
+	}
+	if perr != nil {
+		c.fail(fmt.Errorf("tether: plugin: %w", perr))
+	}
+
+	c.reading.Store(true)
+	err := c.readLoop()
+	c.finish(err)
+
+	if !stop() {
+		<-closerDone
+	}
+	cancel()
+	return c.Err()
+}
+
+// serveCtx is the context handed to inbound handlers. It is allocated with
+// the connection, so that writers can recognise the read loop's own replies
+// by comparing a pointer, and filled in once by Serve before the read loop
+// starts.
+type serveCtx struct {
+	context.Context
+	conn *Conn
+}
+
+type connKey struct{}
+
+// Value returns the connection for FromContext, and defers anything else to
+// the context given to Serve.
+func (s *serveCtx) Value(key any) any {
+	if key == (connKey{}) {
+		return s.conn
+	}
+	return s.Context.Value(key)
+}
+
+// FromContext returns the connection whose handler was given ctx (or a
+// context derived from it), or nil. A handler replies with
+// FromContext(ctx).Write(ctx, ...).
+func FromContext(ctx context.Context) *Conn {
+	if s, ok := ctx.(*serveCtx); ok {
+		return s.conn
+	}
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	return c
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Close starts the close handshake with code and reason, waits until the
+// peer answers it or Config.CloseTimeout passes on the connection's clock,
+// then releases the socket, stops the plugins and unblocks every goroutine
+// using the connection. It returns nil when the peer answered in time,
+// ErrCloseTimeout when it did not, and an error matching ErrClosed when the
+// connection was already closing; Close is idempotent.
+//
+// Called from a handler, a middleware or a control handler (the read loop),
+// Close sends the close frame and returns at once; the read loop completes
+// the handshake when the handler returns. Called before Serve, Close sends
+// the close frame and releases the socket without waiting for an answer,
+// since nothing reads it.
+//
+// code must be one that may be sent (1000-1003, 1007-1014, 3000-4999) and
+// reason at most 123 bytes of valid UTF-8; otherwise Close returns an error
+// and the connection stays open.
+func (c *Conn) Close(code ws.StatusCode, reason string) error {
+	if !validSendCode(code) {
+		return fmt.Errorf("%w: %d", ErrBadCloseCode, code)
+	}
+	if len(reason) > maxControlPayload-2 {
+		return fmt.Errorf("%w: close reason of %d bytes", ErrControlTooBig, len(reason))
+	}
+	if !utf8.ValidString(reason) {
+		return fmt.Errorf("%w: close reason", ErrInvalidUTF8)
+	}
+	return c.closeWith(code, reason, nil, true)
+}
+
+// beginClose records cause as the reason the connection ends, if no close
+// has started yet, and then arms the close timer and stops the plugins. The
+// timer is armed before any close frame is written, so that a writer stuck
+// on a peer that stopped reading cannot hold a close forever: when the timer
+// fires the socket is closed and the stuck write fails.
+func (c *Conn) beginClose(cause *CloseError) (first, serving bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	serving = c.serving
+	if c.closing {
+		return false, serving
+	}
+	c.closing = true
+	c.stopping.Store(true)
+	c.cause = cause
+	c.closeTimer = c.clock.AfterFunc(c.closeTimeout, c.closeTimedOut)
+	if c.pluginStop != nil {
+		c.pluginStop()
+	}
+	return true, serving
+}
+
+// closeWith starts a close handshake initiated by this side. cause, if set,
+// is the error behind it. With wait, it waits until the connection is done
+// (unless called on the read loop).
+func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error, wait bool) error {
+	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause})
+	if !first {
+		if wait && !c.onReadLoop() {
+			<-c.done
+		}
+		return fmt.Errorf("%w: close already started", ErrClosed)
+	}
+	werr := c.writeClose(code, reason)
+	if !serving {
+		// Nobody reads the peer's answer: release the socket now.
+		c.finish(werr)
+		return werr
+	}
+	if werr != nil {
+		c.closeSocket()
+	}
+	if !wait || c.onReadLoop() {
+		return nil
+	}
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.handshake:
+		return nil
+	case c.timedOut:
+		return ErrCloseTimeout
+	default:
+		return werr // nil when the peer closed the socket without answering: nothing is left to do
+	}
+}
+
+func (c *Conn) onReadLoop() bool {
+	id := c.readerID.Load()
+	return id != 0 && id == goid.Get()
+}
+
+func (c *Conn) closeTimedOut() {
+	c.mu.Lock()
+	c.timedOut = true
+	if ce, ok := c.cause.(*CloseError); ok && ce.Err == nil {
+		ce.Err = ErrCloseTimeout
+	}
+	c.mu.Unlock()
+	c.closeSocket()
+}
+
+// fail ends the connection because of err with a close handshake, sending
+// the close frame that err calls for. It is used for errors of the
+// application (middlewares, handlers, plugins): the peer did nothing wrong
+// and may answer.
+func (c *Conn) fail(err error) {
+	code := CloseCodeOf(err)
+	c.publishError(err, true)
+	_ = c.closeWith(code, closeReasonOf(err, code), err, false)
+}
+
+// failHard ends the connection because of err and closes the socket at
+// once, without waiting for an answer: for protocol violations, where the
+// peer is not to be trusted to answer (sendCode: the close frame that err
+// calls for is sent first), and for a broken socket (no close frame).
+func (c *Conn) failHard(err error, sendCode bool) {
+	cause := &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
+	code := CloseCodeOf(err)
+	if sendCode {
+		cause = &CloseError{Code: code, Reason: closeReasonOf(err, code), Err: err}
+	}
+	first, serving := c.beginClose(cause)
+	if first && sendCode {
+		c.publishError(err, true)
+		_ = c.writeClose(code, cause.Reason)
+	}
+	c.closeSocket()
+	if !serving {
+		c.finish(nil)
+	}
+}
+
+func (c *Conn) closeSocket() { _ = c.nc.Close() }
+
+// finish releases everything once: socket, timer, plugins; publishes
+// Disconnected; closes done.
+func (c *Conn) finish(readErr error) {
+	c.finishOnce.Do(func() {
+		c.closeSocket()
+		c.mu.Lock()
+		if c.closeTimer != nil {
+			c.closeTimer.Stop()
+		}
+		if c.pluginStop != nil {
+			c.pluginStop()
+		}
+		if c.cause == nil {
+			c.closing = true
+			c.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: readErr}
+		}
+		cause := c.cause.(*CloseError)
+		c.mu.Unlock()
+		if events.Enabled[events.Disconnected](c.bus) {
+			events.Publish(c.bus, events.Disconnected{
+				ConnID: c.id, Code: cause.Code, Reason: cause.Reason, Remote: cause.Remote,
+				Err: cause, At: c.clock.Now(),
+			})
+		}
+		close(c.done)
+	})
+}
+
+func (c *Conn) publishError(err error, fatal bool) {
+	if events.Enabled[events.Error](c.bus) {
+		events.Publish(c.bus, events.Error{ConnID: c.id, Err: err, Fatal: fatal, At: c.clock.Now()})
+	}
+}

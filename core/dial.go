@@ -1,0 +1,140 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Dialer opens client connections. Its zero value dials with the defaults
+// of Config. A Dialer may be used for many dials, concurrently.
+type Dialer struct {
+	// Config is the configuration of every connection this Dialer opens.
+	Config
+
+	// Header is sent with the opening handshake (Authorization, Cookie, ...).
+	Header http.Header
+
+	// Protocols are the subprotocols offered, in order of preference.
+	Protocols []string
+
+	// TLSConfig is used for wss:// URLs. Nil means a default configuration,
+	// which verifies the server's certificate against the system roots.
+	TLSConfig *tls.Config
+
+	// NetDial opens the transport. Nil means a net.Dialer over TCP. Tests
+	// use it to dial in-memory transports.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// HandshakeTimeout bounds the connect and the opening handshake, on
+	// Config.Clock. Zero means no bound beyond ctx; negative is an error.
+	HandshakeTimeout time.Duration
+}
+
+// Dial dials rawURL with a zero Dialer carrying cfg; see Dialer.Dial.
+func Dial(ctx context.Context, rawURL string, cfg Config) (*Conn, error) {
+	return (&Dialer{Config: cfg}).Dial(ctx, rawURL)
+}
+
+// ParseURL checks a WebSocket URL: the scheme must be ws or wss (http and
+// https are taken as ws and wss) and the host must be set. It returns the
+// URL with its scheme normalised.
+func ParseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "http":
+		u.Scheme = "ws"
+	case "wss", "https":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("%w: scheme %q is not ws or wss", ErrBadURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%w: %q has no host", ErrBadURL, rawURL)
+	}
+	if u.Fragment != "" {
+		return nil, fmt.Errorf("%w: a WebSocket URL has no fragment", ErrBadURL)
+	}
+	return u, nil
+}
+
+// Dial opens a connection to rawURL (ws:// or wss://) and performs the
+// opening handshake, bounded by ctx and by HandshakeTimeout. The returned
+// connection is not yet reading: call Serve.
+//
+// When the server answers with an HTTP status other than 101, the error is
+// a *HandshakeError carrying the status, so that a 401 can be told from a
+// 503 (errors.As).
+func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
+	cfg, err := d.Config.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if d.HandshakeTimeout < 0 {
+		return nil, fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, d.HandshakeTimeout)
+	}
+	u, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var timedOut atomic.Bool
+	if d.HandshakeTimeout > 0 {
+		t := cfg.Clock.AfterFunc(d.HandshakeTimeout, func() {
+			timedOut.Store(true)
+			cancel()
+		})
+		defer t.Stop()
+	}
+
+	var refused *HandshakeError
+	wd := ws.Dialer{
+		ReadBufferSize:  cfg.ReadBufferSize,
+		WriteBufferSize: cfg.WriteBufferSize,
+		Protocols:       d.Protocols,
+		TLSConfig:       d.TLSConfig,
+		NetDial:         d.NetDial,
+		OnStatusError: func(status int, _ []byte, resp io.Reader) {
+			refused = &HandshakeError{StatusCode: status}
+			if r, err := http.ReadResponse(bufio.NewReader(resp), nil); err == nil {
+				refused.Header = r.Header
+			}
+		},
+	}
+	if len(d.Header) > 0 {
+		wd.Header = ws.HandshakeHeaderHTTP(d.Header)
+	}
+	nc, br, hs, err := wd.Dial(hctx, u.String())
+	if err != nil {
+		if nc != nil {
+			_ = nc.Close()
+		}
+		var se ws.StatusError
+		switch {
+		case refused != nil:
+			return nil, refused
+		case errors.As(err, &se):
+			return nil, &HandshakeError{StatusCode: int(se)}
+		case timedOut.Load():
+			return nil, fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, d.HandshakeTimeout, err)
+		}
+		return nil, fmt.Errorf("tether: dial %s: %w", u.Redacted(), err)
+	}
+	return newConn(nc, br, nil, true, hs.Protocol, cfg), nil
+}

@@ -1,0 +1,54 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gobwas/ws"
+)
+
+// Plugin attaches behaviour to a connection without core knowing it: the
+// heartbeat and retry packages are plugins.
+//
+// Run is called once per connection, on the goroutine that calls Serve,
+// after the Connected event and before the first frame is read. ctx is done
+// as soon as the connection starts closing; that is the plugin's signal to
+// stop its timers (context.AfterFunc suits this). Run must not block: a
+// plugin that waits arms a timer on c.Clock() rather than starting a
+// goroutine per connection. A non-nil error closes the connection with a
+// code derived from it (see CloseCodeOf).
+type Plugin interface {
+	Run(ctx context.Context, c *Conn) error
+}
+
+// PluginFunc adapts a function to Plugin.
+type PluginFunc func(ctx context.Context, c *Conn) error
+
+// Run calls f(ctx, c).
+func (f PluginFunc) Run(ctx context.Context, c *Conn) error { return f(ctx, c) }
+
+var _ Plugin = PluginFunc(nil)
+
+// ControlHandler observes an inbound control frame (ws.OpPing or
+// ws.OpPong) on the read loop. payload is valid only during the call. It
+// must not block: it runs on the connection's only reader.
+type ControlHandler func(op ws.OpCode, payload []byte)
+
+// errServing is returned by OnControl once the read loop runs.
+var errServing = errors.New("tether: control handlers can only be added before the read loop starts (from Plugin.Run)")
+
+// OnControl registers h to observe inbound pings and pongs; the connection
+// still answers pings itself. It is meant for plugins, from Plugin.Run:
+// once the read loop has started it returns an error, so the read loop
+// reads the handler list without a lock.
+func (c *Conn) OnControl(h ControlHandler) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil ControlHandler", ErrInvalidConfig)
+	}
+	if c.reading.Load() {
+		return errServing
+	}
+	c.controlHandlers = append(c.controlHandlers, h)
+	return nil
+}

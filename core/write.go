@@ -1,0 +1,220 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether/events"
+)
+
+const maxControlPayload = 125
+
+// Write sends one data message, op ws.OpText or ws.OpBinary, through the
+// outbound middleware chain. It is safe to call from any goroutine; frames
+// of concurrent writers never interleave.
+//
+// A nil error means the frame was accepted into the connection's write
+// buffer; the buffer is flushed as soon as no other write is pending, so
+// concurrent writers share one system call. Replies written from an inbound
+// handler with the handler's ctx are flushed once the read loop has
+// handled every frame already received, so a batch of pipelined messages
+// costs one write to the socket.
+//
+// ctx is checked before the frame is queued. A write blocked because the
+// peer stopped reading is unblocked when the connection closes: by Close
+// (bounded by Config.CloseTimeout), by a heartbeat's timeout, or by the
+// peer. Text payloads are not checked for UTF-8: sending valid text is the
+// caller's job.
+//
+// An error from an outbound middleware is returned as is and leaves the
+// connection open, unless it carries a *CloseError, which closes the
+// connection with that code. After the connection started closing, Write
+// returns an error matching ErrClosed.
+func (c *Conn) Write(ctx context.Context, op ws.OpCode, p []byte) error {
+	if op != ws.OpText && op != ws.OpBinary {
+		return fmt.Errorf("%w: opcode %d", ErrBadOpcode, op)
+	}
+	err := c.out(ctx, Frame{Op: op, Payload: p})
+	if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		var ce *CloseError
+		if errors.As(err, &ce) {
+			c.fail(err)
+		} else {
+			c.publishError(err, false)
+		}
+	}
+	return err
+}
+
+// WriteText sends s as one text message; see Write.
+func (c *Conn) WriteText(ctx context.Context, s string) error {
+	return c.Write(ctx, ws.OpText, []byte(s))
+}
+
+// Ping sends a ping control frame with payload (at most 125 bytes). The
+// peer's pong reaches the control handlers registered with OnControl.
+func (c *Conn) Ping(ctx context.Context, payload []byte) error {
+	if len(payload) > maxControlPayload {
+		return fmt.Errorf("%w: ping of %d bytes", ErrControlTooBig, len(payload))
+	}
+	return c.writeFrame(ctx, ws.OpPing, payload)
+}
+
+// writeData is the innermost outbound handler.
+func (c *Conn) writeData(ctx context.Context, f Frame) error {
+	if f.Op != ws.OpText && f.Op != ws.OpBinary {
+		return fmt.Errorf("%w: opcode %d from an outbound middleware", ErrBadOpcode, f.Op)
+	}
+	if err := c.writeFrame(ctx, f.Op, f.Payload); err != nil {
+		return err
+	}
+	if events.Enabled[events.MessageOut](c.bus) {
+		events.Publish(c.bus, events.MessageOut{ConnID: c.id, Op: f.Op, Payload: clone(f.Payload), At: c.clock.Now()})
+	}
+	return nil
+}
+
+func clone(p []byte) []byte { return append([]byte(nil), p...) }
+
+// writeFrame writes one whole frame through the single writer and decides
+// when to flush:
+//
+//   - a write from the read loop (ctx is the handlers' ctx) while more input
+//     is buffered leaves the bytes in the buffer; the read loop flushes once
+//     it has drained its input (setReadMore);
+//   - any other write flushes unless another writer is already waiting for
+//     the lock, in which case the last of them flushes for all.
+func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte) error {
+	loop := ctx == c.loopCtx
+	if !loop {
+		if ctx.Done() != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		c.writers.Add(1)
+	}
+	c.wmu.Lock()
+	err := c.werr
+	if err == nil && c.closeSent {
+		err = errClosedForWrite
+	}
+	if err == nil {
+		err = c.writeFrameLocked(op, p)
+	}
+	flush := false
+	if loop {
+		flush = !c.readMore
+	} else {
+		flush = c.writers.Add(-1) == 0
+	}
+	if err == nil {
+		if flush {
+			err = c.flushLocked()
+		} else {
+			c.dirty = true
+		}
+	}
+	broken := err != nil && err != errClosedForWrite && c.werr == nil
+	if broken {
+		c.werr = err
+	}
+	c.wmu.Unlock()
+	if broken {
+		c.failHard(err, false)
+		return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
+	}
+	return err
+}
+
+var errClosedForWrite = fmt.Errorf("%w: the connection is closing", ErrClosed)
+
+// writeClose sends a close frame, once. code 0 sends an empty body. It
+// always flushes.
+func (c *Conn) writeClose(code ws.StatusCode, reason string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent || c.werr != nil {
+		return c.werr
+	}
+	c.closeSent = true
+	var body [maxControlPayload]byte
+	n := 0
+	if code != 0 {
+		binary.BigEndian.PutUint16(body[:2], uint16(code))
+		n = 2 + copy(body[2:], reason)
+	}
+	err := c.writeFrameLocked(ws.OpClose, body[:n])
+	if err == nil {
+		err = c.flushLocked()
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+func (c *Conn) flushLocked() error {
+	c.dirty = false
+	return c.bw.Flush()
+}
+
+// writeFrameLocked puts header and payload into the write buffer, masking
+// the payload on the client side without touching the caller's slice.
+func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(p))}
+	if c.client {
+		h.Masked = true
+		binary.LittleEndian.PutUint32(h.Mask[:], rand.Uint32())
+	}
+	if err := ws.WriteHeaderBuffer(c.bw, h, c.whdr[:]); err != nil {
+		return err
+	}
+	if !c.client {
+		_, err := c.bw.Write(p)
+		return err
+	}
+	for pos := 0; len(p) > 0; {
+		if c.bw.Available() == 0 {
+			if err := c.bw.Flush(); err != nil {
+				return err
+			}
+		}
+		buf := c.bw.AvailableBuffer()
+		n := min(len(p), cap(buf))
+		buf = append(buf, p[:n]...)
+		ws.Cipher(buf, h.Mask, pos)
+		if _, err := c.bw.Write(buf); err != nil {
+			return err
+		}
+		pos += n
+		p = p[n:]
+	}
+	return nil
+}
+
+// setReadMore tells the writer whether the read loop has more input
+// buffered. When it has none left, replies it deferred are flushed.
+func (c *Conn) setReadMore(more bool) {
+	if more == c.readMore { // only the read loop writes readMore
+		return
+	}
+	c.wmu.Lock()
+	c.readMore = more
+	var err error
+	if !more && c.dirty && c.werr == nil {
+		err = c.flushLocked()
+		if err != nil {
+			c.werr = err
+		}
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.failHard(err, false)
+	}
+}

@@ -1,0 +1,136 @@
+package events
+
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Topic names one kind of event. Its String form is the topic name under
+// which events are published on the underlying EventBus.
+type Topic uint8
+
+// The topics. Each has exactly one payload struct, named after it.
+const (
+	// TopicConnected fires once when a connection starts serving.
+	TopicConnected Topic = iota + 1
+	// TopicDisconnected fires once when a connection has closed.
+	TopicDisconnected
+	// TopicMessageIn fires for every inbound data message, only when subscribed.
+	TopicMessageIn
+	// TopicMessageOut fires for every outbound data message, only when subscribed.
+	TopicMessageOut
+	// TopicError fires when an error is reported on a connection.
+	TopicError
+
+	topicEnd // one past the last topic; keep last
+)
+
+var topicNames = [topicEnd]string{
+	TopicConnected:    "tether.connected",
+	TopicDisconnected: "tether.disconnected",
+	TopicMessageIn:    "tether.message.in",
+	TopicMessageOut:   "tether.message.out",
+	TopicError:        "tether.error",
+}
+
+// String returns the topic's name, such as "tether.connected".
+func (t Topic) String() string {
+	if t == 0 || t >= topicEnd {
+		return "tether.unknown"
+	}
+	return topicNames[t]
+}
+
+// Topics returns every topic, in declaration order.
+func Topics() []Topic {
+	ts := make([]Topic, 0, topicEnd-1)
+	for t := Topic(1); t < topicEnd; t++ {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// Event is implemented by the payload structs of this package, and only by
+// them: the set of topics is closed, so that a subscriber can rely on it.
+type Event interface {
+	// Topic returns the topic the event is published on.
+	Topic() Topic
+	isEvent()
+}
+
+// Connected is published when a connection starts serving, after its
+// handshake and before its first frame is read.
+type Connected struct {
+	ConnID      string    // the connection's id
+	Client      bool      // true on the dialing side
+	LocalAddr   string    // local network address
+	RemoteAddr  string    // remote network address
+	Subprotocol string    // the negotiated subprotocol, if any
+	At          time.Time // on the connection's clock
+}
+
+// Disconnected is published once when a connection has closed, after the
+// socket was released. Code and Reason are those of the close frame that
+// ended it (sent or received); Code is ws.StatusAbnormalClosure (1006) when
+// the connection was lost without a close frame.
+type Disconnected struct {
+	ConnID string
+	Code   ws.StatusCode
+	Reason string
+	Remote bool  // true when the peer initiated the close
+	Err    error // the cause; a *core.CloseError
+	At     time.Time
+}
+
+// MessageIn is published for each inbound data message that reached the end
+// of the inbound middleware chain, only while someone subscribes to it.
+// Payload is a copy that the handler may keep.
+type MessageIn struct {
+	ConnID  string
+	Op      ws.OpCode // ws.OpText or ws.OpBinary
+	Payload []byte
+	At      time.Time
+}
+
+// MessageOut is published for each outbound data message written to the
+// connection's buffer, only while someone subscribes to it. Payload is a copy
+// that the handler may keep.
+type MessageOut struct {
+	ConnID  string
+	Op      ws.OpCode
+	Payload []byte
+	At      time.Time
+}
+
+// Error is published when an error is reported on a connection. Fatal
+// errors (a protocol violation, a middleware error on the inbound path, a
+// failed write) are followed by Disconnected; others (an outbound middleware
+// that refused a message) leave the connection open.
+type Error struct {
+	ConnID string
+	Err    error
+	Fatal  bool
+	At     time.Time
+}
+
+// Topic implements Event.
+func (Connected) Topic() Topic { return TopicConnected }
+
+// Topic implements Event.
+func (Disconnected) Topic() Topic { return TopicDisconnected }
+
+// Topic implements Event.
+func (MessageIn) Topic() Topic { return TopicMessageIn }
+
+// Topic implements Event.
+func (MessageOut) Topic() Topic { return TopicMessageOut }
+
+// Topic implements Event.
+func (Error) Topic() Topic { return TopicError }
+
+func (Connected) isEvent()    {}
+func (Disconnected) isEvent() {}
+func (MessageIn) isEvent()    {}
+func (MessageOut) isEvent()   {}
+func (Error) isEvent()        {}
