@@ -69,7 +69,6 @@ type Conn struct {
 	msg             []byte // reassembly buffer for fragmented or large messages
 	lctx            *serveCtx       // the handlers' ctx; its identity marks the read loop's writes
 	loopCtx         context.Context // lctx as an interface, for a cheap comparison
-	rhdr            [ws.MaxHeaderSize - 2]byte
 	stopping        atomic.Bool // mirrors closing, for the read loop's per-frame check
 	controlHandlers []ControlHandler
 	reading         atomic.Bool

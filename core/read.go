@@ -39,7 +39,7 @@ func (c *Conn) readLoop() error {
 	br := c.br
 	var fragOp ws.OpCode // opcode of the message being reassembled, 0 if none
 	for {
-		h, err := ws.ReadHeaderBuffer(br, c.rhdr[:])
+		h, hsize, err := peekHeader(br)
 		if err != nil {
 			return c.readFailed(err)
 		}
@@ -50,15 +50,16 @@ func (c *Conn) readLoop() error {
 
 		// Control frames and whole messages that fit the read buffer are
 		// handled in place, without a copy.
-		if h.OpCode.IsControl() || (h.Fin && fragOp == 0 && h.Length <= int64(br.Size())) {
-			if !h.OpCode.IsControl() && int64(len(c.msg))+h.Length > c.maxMsg {
+		if h.OpCode.IsControl() || (h.Fin && fragOp == 0 && h.Length <= int64(br.Size()-hsize)) {
+			if h.Length > c.maxMsg {
 				return c.tooBig(h.Length)
 			}
-			n := int(h.Length)
-			p, err := br.Peek(n)
+			n := hsize + int(h.Length)
+			b, err := br.Peek(n)
 			if err != nil {
 				return c.readFailed(err)
 			}
+			p := b[hsize:]
 			if h.Masked {
 				ws.Cipher(p, h.Mask, 0)
 			}
@@ -76,6 +77,9 @@ func (c *Conn) readLoop() error {
 				return nil
 			}
 			continue
+		}
+		if _, err := br.Discard(hsize); err != nil {
+			return c.readFailed(err)
 		}
 
 		// Fragments and big messages are reassembled in c.msg.
@@ -167,10 +171,9 @@ func (c *Conn) tooBig(n int64) error {
 // readFailed handles a read error: the peer went away, the socket was
 // closed under us (Close's timer, a failed write), or the header was bad.
 func (c *Conn) readFailed(err error) error {
-	if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-		perr := protocolError(err.Error())
-		c.failHard(perr, true)
-		return perr
+	if errors.Is(err, ErrProtocol) {
+		c.failHard(err, true)
+		return err
 	}
 	c.failHard(err, false)
 	return err

@@ -73,7 +73,7 @@ func (c *Conn) writeData(ctx context.Context, f Frame) error {
 	if err := c.writeFrame(ctx, f.Op, f.Payload); err != nil {
 		return err
 	}
-	if events.Enabled[events.MessageOut](c.bus) {
+	if c.bus != nil && events.Enabled[events.MessageOut](c.bus) {
 		events.Publish(c.bus, events.MessageOut{ConnID: c.id, Op: f.Op, Payload: clone(f.Payload), At: c.clock.Now()})
 	}
 	return nil
@@ -90,7 +90,8 @@ func clone(p []byte) []byte { return append([]byte(nil), p...) }
 //   - any other write flushes unless another writer is already waiting for
 //     the lock, in which case the last of them flushes for all.
 func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte) error {
-	loop := ctx == c.loopCtx
+	sc, loop := ctx.(*serveCtx) // cheaper than comparing interfaces
+	loop = loop && sc == c.lctx
 	if !loop {
 		if ctx.Done() != nil {
 			if err := ctx.Err(); err != nil {
@@ -164,36 +165,54 @@ func (c *Conn) flushLocked() error {
 	return c.bw.Flush()
 }
 
-// writeFrameLocked puts header and payload into the write buffer, masking
-// the payload on the client side without touching the caller's slice.
+// writeFrameLocked puts header and payload into the write buffer, in one
+// copy when they fit, masking the payload on the client side without
+// touching the caller's slice.
 func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
 	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(p))}
 	if c.client {
 		h.Masked = true
 		binary.LittleEndian.PutUint32(h.Mask[:], rand.Uint32())
 	}
-	if err := ws.WriteHeaderBuffer(c.bw, h, c.whdr[:]); err != nil {
+	if c.bw.Available() < ws.MaxHeaderSize+len(p) && c.bw.Buffered() > 0 && len(p) < c.bw.Size()-ws.MaxHeaderSize {
+		// Make room so that the frame goes out whole in one write.
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+	}
+	buf := appendHeader(c.bw.AvailableBuffer(), h)
+	n := min(len(p), cap(buf)-len(buf))
+	hl := len(buf)
+	buf = append(buf, p[:n]...)
+	if c.client {
+		ws.Cipher(buf[hl:], h.Mask, 0)
+	}
+	if _, err := c.bw.Write(buf); err != nil {
 		return err
+	}
+	p = p[n:]
+	if len(p) == 0 {
+		return nil
 	}
 	if !c.client {
-		_, err := c.bw.Write(p)
+		_, err := c.bw.Write(p) // bigger than the buffer: written straight through
 		return err
 	}
-	for pos := 0; len(p) > 0; {
+	for pos := n; len(p) > 0; {
 		if c.bw.Available() == 0 {
 			if err := c.bw.Flush(); err != nil {
 				return err
 			}
 		}
 		buf := c.bw.AvailableBuffer()
-		n := min(len(p), cap(buf))
-		buf = append(buf, p[:n]...)
+		m := min(len(p), cap(buf))
+		buf = append(buf, p[:m]...)
 		ws.Cipher(buf, h.Mask, pos)
 		if _, err := c.bw.Write(buf); err != nil {
 			return err
 		}
-		pos += n
-		p = p[n:]
+		pos += m
+		p = p[m:]
 	}
 	return nil
 }

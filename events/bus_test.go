@@ -1,0 +1,222 @@
+package events_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/tetherws/tether/events"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Events reach subscribers in publish order, across topics.
+func TestOrderAcrossTopics(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	var got []string
+	record := func(s string) { got = append(got, s) } // only the dispatcher goroutine appends
+	mustSub(t, b, func(e events.Connected) { record("connected:" + e.ConnID) })
+	mustSub(t, b, func(e events.MessageIn) { record("in:" + string(e.Payload)) })
+	mustSub(t, b, func(e events.Disconnected) { record("disconnected:" + e.ConnID) })
+
+	var want []string
+	for i := range 200 {
+		id := string(rune('a' + i%26))
+		events.Publish(b, events.Connected{ConnID: id})
+		events.Publish(b, events.MessageIn{Payload: []byte(id)})
+		events.Publish(b, events.Disconnected{ConnID: id})
+		want = append(want, "connected:"+id, "in:"+id, "disconnected:"+id)
+	}
+	b.Wait()
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("delivery out of order:\n got %v\nwant %v", got[:9], want[:9])
+	}
+}
+
+// A handler that publishes, subscribes and unsubscribes does not deadlock
+// (EventBus alone would), and the event it publishes is delivered after
+// the current one.
+func TestHandlerPublishesAndSubscribes(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	var mu sync.Mutex
+	var got []string
+	add := func(s string) { mu.Lock(); got = append(got, s); mu.Unlock() }
+	var unsubLate func()
+	mustSub(t, b, func(e events.Connected) {
+		add("connected")
+		events.Publish(b, events.Error{ConnID: e.ConnID, Err: errors.New("from handler")})
+		var err error
+		unsubLate, err = events.Subscribe(b, func(e events.Error) { add("late:" + e.Err.Error()) })
+		if err != nil {
+			t.Error(err)
+		}
+		b.Wait() // from a handler: returns at once instead of waiting for itself
+	})
+	mustSub(t, b, func(e events.Error) { add("error:" + e.Err.Error()) })
+	events.Publish(b, events.Connected{ConnID: "x"})
+	b.Wait()
+	unsubLate()
+	events.Publish(b, events.Error{Err: errors.New("after")})
+	b.Wait()
+	want := "connected,error:from handler,late:from handler,error:after"
+	if g := strings.Join(got, ","); g != want {
+		t.Fatalf("got %s\nwant %s", g, want)
+	}
+}
+
+// Unsubscribe removes exactly its own subscription, even when several
+// subscriptions share one function (EventBus compares function pointers and
+// would remove the wrong one).
+func TestUnsubscribeIsPerSubscription(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	counts := make([]int, 3)
+	var unsubs []func()
+	for i := range counts {
+		u := mustSub(t, b, func(events.Connected) { counts[i]++ })
+		unsubs = append(unsubs, u)
+	}
+	unsubs[1]()
+	unsubs[1]() // idempotent
+	events.Publish(b, events.Connected{})
+	b.Wait()
+	if counts[0] != 1 || counts[1] != 0 || counts[2] != 1 {
+		t.Fatalf("counts %v, want [1 0 1]", counts)
+	}
+	if !events.Enabled[events.Connected](b) {
+		t.Fatal("topic reported disabled with two subscribers left")
+	}
+	unsubs[0]()
+	unsubs[2]()
+	if events.Enabled[events.Connected](b) {
+		t.Fatal("topic reported enabled with no subscriber")
+	}
+}
+
+// A panicking handler is logged; the others and later events still run.
+func TestHandlerPanicIsContained(t *testing.T) {
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	b := events.NewBus(events.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))))
+	defer b.Close()
+	n := 0
+	mustSub(t, b, func(events.Connected) { panic("boom") })
+	mustSub(t, b, func(events.Connected) { n++ })
+	events.Publish(b, events.Connected{})
+	events.Publish(b, events.Connected{})
+	b.Wait()
+	if n != 2 {
+		t.Fatalf("second handler ran %d times, want 2", n)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logs.String(), "boom") || !strings.Contains(logs.String(), "tether.connected") {
+		t.Fatalf("panic not logged: %q", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func TestBadArgumentsAndClose(t *testing.T) {
+	if _, err := events.Subscribe[events.Connected](nil, func(events.Connected) {}); !errors.Is(err, events.ErrNilBus) {
+		t.Fatalf("nil bus: %v", err)
+	}
+	b := events.NewBus()
+	if _, err := events.Subscribe[events.Connected](b, nil); !errors.Is(err, events.ErrNilHandler) {
+		t.Fatalf("nil handler: %v", err)
+	}
+	got := 0
+	mustSub(t, b, func(events.Connected) { got++ })
+	events.Publish(b, events.Connected{})
+	b.Close()
+	b.Close()
+	if got != 1 {
+		t.Fatalf("Close did not deliver what was queued: %d", got)
+	}
+	events.Publish(b, events.Connected{}) // discarded, no goroutine started
+	if _, err := events.Subscribe(b, func(events.Connected) {}); !errors.Is(err, events.ErrBusClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+	var nilBus *events.Bus
+	events.Publish(nilBus, events.Connected{}) // a nil bus publishes nothing
+	nilBus.Wait()
+	if events.Enabled[events.Connected](nilBus) {
+		t.Fatal("nil bus enabled")
+	}
+}
+
+func TestTopicNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, tp := range events.Topics() {
+		name := tp.String()
+		if !strings.HasPrefix(name, "tether.") || seen[name] {
+			t.Fatalf("bad or duplicate topic name %q", name)
+		}
+		seen[name] = true
+	}
+	if len(seen) != 5 {
+		t.Fatalf("%d topics", len(seen))
+	}
+	if events.Topic(0).String() != "tether.unknown" || events.Topic(200).String() != "tether.unknown" {
+		t.Fatal("out-of-range topic has a name")
+	}
+}
+
+// Publishing with nobody subscribed allocates nothing.
+func TestPublishWithoutSubscriberAllocatesNothing(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	mustSub(t, b, func(events.Connected) {}) // another topic is busy; this one is not
+	e := events.MessageIn{ConnID: "c1", Payload: []byte("x")}
+	if a := testing.AllocsPerRun(1000, func() { events.Publish(b, e) }); a != 0 {
+		t.Fatalf("%v allocations per publish", a)
+	}
+}
+
+func mustSub[E events.Event](t *testing.T, b *events.Bus, fn func(E)) func() {
+	t.Helper()
+	u, err := events.Subscribe(b, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func BenchmarkPublish(b *testing.B) {
+	b.Run("no-subscriber", func(b *testing.B) {
+		bus := events.NewBus()
+		defer bus.Close()
+		e := events.MessageIn{ConnID: "c1", Payload: []byte("x")}
+		b.ReportAllocs()
+		for b.Loop() {
+			events.Publish(bus, e)
+		}
+	})
+	b.Run("one-subscriber", func(b *testing.B) {
+		bus := events.NewBus()
+		defer bus.Close()
+		_, _ = events.Subscribe(bus, func(events.MessageIn) {})
+		e := events.MessageIn{ConnID: "c1", Payload: []byte("x")}
+		b.ReportAllocs()
+		for b.Loop() {
+			events.Publish(bus, e)
+		}
+		bus.Wait()
+	})
+}
