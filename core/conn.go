@@ -66,10 +66,10 @@ type Conn struct {
 	whdr      [ws.MaxHeaderSize]byte
 
 	// Read state, owned by the read loop.
-	msg             []byte // reassembly buffer for fragmented or large messages
+	msg             []byte          // reassembly buffer for fragmented or large messages
 	lctx            *serveCtx       // the handlers' ctx; its identity marks the read loop's writes
 	loopCtx         context.Context // lctx as an interface, for a cheap comparison
-	stopping        atomic.Bool // mirrors closing, for the read loop's per-frame check
+	stopping        atomic.Bool     // mirrors closing, for the read loop's per-frame check
 	controlHandlers []ControlHandler
 	reading         atomic.Bool
 	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs

@@ -34,8 +34,8 @@ type Bus struct {
 	mu         sync.Mutex // guards everything below; never held while a handler runs
 	queue      []Event
 	spare      []Event
-	running    bool     // a dispatcher goroutine is draining the queue
-	dispatcher uint64   // its goroutine id, while running
+	running    bool   // a dispatcher goroutine is draining the queue
+	dispatcher uint64 // its goroutine id, while running
 	waiters    []chan struct{}
 	closed     bool
 }
