@@ -1,0 +1,133 @@
+package tether
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
+)
+
+// Option configures tether. Options are applied in order; a later option
+// overrides an earlier one, except the middleware and plugin options, which
+// append.
+type Option func(*settings)
+
+type settings struct {
+	cfg  core.Config
+	errs []error
+}
+
+func (s *settings) fail(format string, args ...any) {
+	s.errs = append(s.errs, fmt.Errorf("%w: "+format, append([]any{core.ErrInvalidConfig}, args...)...))
+}
+
+// NewConfig applies opts to a zero core.Config and returns it: the
+// configuration that every connection, plugin and middleware built from the
+// same options shares, with one clock and one bus. An invalid option makes
+// it return an error matching core.ErrInvalidConfig.
+func NewConfig(opts ...Option) (core.Config, error) {
+	var s settings
+	for _, o := range opts {
+		if o == nil {
+			s.fail("nil Option")
+			continue
+		}
+		o(&s)
+	}
+	if len(s.errs) > 0 {
+		return core.Config{}, errors.Join(s.errs...)
+	}
+	if s.cfg.Clock == nil {
+		s.cfg.Clock = clockwork.NewRealClock()
+	}
+	return s.cfg, nil
+}
+
+// WithClock sets the clock every timing reads: close handshakes, and the
+// heartbeat and backoff of plugins. Tests pass a clockwork.FakeClock.
+// Default: the real clock.
+func WithClock(c clockwork.Clock) Option {
+	return func(s *settings) {
+		if c == nil {
+			s.fail("WithClock(nil)")
+			return
+		}
+		s.cfg.Clock = c
+	}
+}
+
+// WithBus sets the bus connections and plugins publish their events on.
+// Default: none; nothing is published.
+func WithBus(b *events.Bus) Option {
+	return func(s *settings) {
+		if b == nil {
+			s.fail("WithBus(nil)")
+			return
+		}
+		s.cfg.Bus = b
+	}
+}
+
+// WithHandler sets the handler that receives every inbound message.
+func WithHandler(h core.Handler) Option {
+	return func(s *settings) {
+		if h == nil {
+			s.fail("WithHandler(nil)")
+			return
+		}
+		s.cfg.Handler = h
+	}
+}
+
+// WithMiddleware appends middlewares to the inbound chain; the first one
+// ever added is the outermost.
+func WithMiddleware(mws ...core.Middleware) Option {
+	return func(s *settings) { s.cfg.Inbound = s.cfg.Inbound.Append(mws...) }
+}
+
+// WithOutboundMiddleware appends middlewares to the outbound chain; the
+// first one ever added is the outermost.
+func WithOutboundMiddleware(mws ...core.Middleware) Option {
+	return func(s *settings) { s.cfg.Outbound = s.cfg.Outbound.Append(mws...) }
+}
+
+// WithPlugin appends plugins; they run in order when a connection starts.
+func WithPlugin(ps ...core.Plugin) Option {
+	return func(s *settings) {
+		for _, p := range ps {
+			if p == nil {
+				s.fail("WithPlugin(nil)")
+				return
+			}
+		}
+		s.cfg.Plugins = append(s.cfg.Plugins[:len(s.cfg.Plugins):len(s.cfg.Plugins)], ps...)
+	}
+}
+
+// WithMaxMessageSize bounds inbound messages (default 16 MiB). n must be
+// positive.
+func WithMaxMessageSize(n int64) Option {
+	return func(s *settings) {
+		if n <= 0 {
+			s.fail("WithMaxMessageSize(%d): must be positive", n)
+			return
+		}
+		s.cfg.MaxMessageSize = n
+	}
+}
+
+// WithCloseTimeout bounds the close handshake (default 5 s). d must be
+// positive.
+func WithCloseTimeout(d time.Duration) Option {
+	return func(s *settings) {
+		if d <= 0 {
+			s.fail("WithCloseTimeout(%v): must be positive", d)
+			return
+		}
+		s.cfg.CloseTimeout = d
+	}
+}
