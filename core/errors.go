@@ -60,6 +60,7 @@ type ProtocolError struct {
 	What string
 }
 
+// Error implements error.
 func (e *ProtocolError) Error() string { return "tether: protocol error: " + e.What }
 
 // Is reports whether target is ErrProtocol.
@@ -84,6 +85,7 @@ type CloseError struct {
 	Err    error
 }
 
+// Error implements error: who closed, the code, the reason and the cause.
 func (e *CloseError) Error() string {
 	who := "local"
 	if e.Remote {
@@ -168,6 +170,7 @@ type HandshakeError struct {
 	Header     http.Header
 }
 
+// Error implements error.
 func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("tether: handshake refused with HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 }

@@ -19,6 +19,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error implements error.
 func (e *PanicError) Error() string { return fmt.Sprintf("tether: handler panicked: %v", e.Value) }
 
 // Is reports whether target is ErrPanic.
