@@ -200,6 +200,24 @@ func TestMalformedLength(t *testing.T) {
 	}
 }
 
+// A fragment whose declared length would overflow int64 when added to what
+// was already received is refused as too big, not read.
+func TestHugeDeclaredFragmentLength(t *testing.T) {
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{MaxMessageSize: 1024}})
+	p.send(t, masked(ws.NewFrame(ws.OpBinary, false, make([]byte, 10))))
+	// Continuation declaring 2^63-1 bytes, masked, then nothing.
+	hdr := []byte{0x80, 0x80 | 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}
+	if _, err := p.nc.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := p.readClose(t); code != ws.StatusMessageTooBig {
+		t.Fatalf("code %d, want 1009", code)
+	}
+	if err := waitErr(t, p.serve); !errors.Is(err, core.ErrMessageTooBig) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
 // A message exactly at the limit passes; data that arrived before a
 // violation was delivered: nothing accepted is lost.
 func TestLimitIsInclusiveAndEarlierDataKept(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"unicode/utf8"
 
@@ -83,8 +84,8 @@ func (c *Conn) readLoop() error {
 		}
 
 		// Fragments and big messages are reassembled in c.msg.
-		if int64(len(c.msg))+h.Length > c.maxMsg {
-			return c.tooBig(int64(len(c.msg)) + h.Length)
+		if h.Length > c.maxMsg-int64(len(c.msg)) { // not len+Length: a peer-declared length near 2^63 would overflow
+			return c.tooBig(satAdd(int64(len(c.msg)), h.Length))
 		}
 		start := len(c.msg)
 		c.msg, err = readAppend(br, c.msg, h.Length)
@@ -113,6 +114,14 @@ func (c *Conn) readLoop() error {
 			return nil
 		}
 	}
+}
+
+// satAdd adds two non-negative lengths, saturating instead of overflowing.
+func satAdd(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func readAppend(r io.Reader, buf []byte, n int64) ([]byte, error) {
