@@ -241,19 +241,14 @@ func (c *Conn) control(op ws.OpCode, p []byte) (stop bool) {
 			return true
 		}
 	}
-	c.mu.Lock()
-	reply := !c.closing
-	if reply {
-		c.closing = true
-		c.stopping.Store(true)
-		c.cause = &CloseError{Code: code, Reason: reason, Remote: true}
-		if c.pluginStop != nil {
-			c.pluginStop()
-		}
-	} else {
-		c.handshake = true
+	// beginClose arms the close timer even here: answering takes the write
+	// lock, which a writer stuck on a peer that stopped reading may hold.
+	reply, _ := c.beginClose(&CloseError{Code: code, Reason: reason, Remote: true})
+	if !reply {
+		c.mu.Lock()
+		c.handshake = true // the peer answered our close frame
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	if reply {
 		echo := code
 		if code == ws.StatusNoStatusRcvd {

@@ -193,3 +193,37 @@ func TestDialHandshakeTimeout(t *testing.T) {
 		t.Fatalf("Dial = %v, want ErrHandshakeTimeout", err)
 	}
 }
+
+// The peer closes while a writer is stuck on it (the peer stopped reading):
+// answering its close frame needs the write lock, so the answer is bounded
+// by the close timer on the injected clock too.
+func TestPeerCloseWhileWriterStuck(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
+	writerDone := make(chan error, 1)
+	go func() {
+		big := make([]byte, 1<<20)
+		for {
+			if err := p.srv.Write(context.Background(), ws.OpBinary, big); err != nil {
+				writerDone <- err
+				return
+			}
+		}
+	}()
+	// Let the writer fill the socket buffers and block, then close from the
+	// peer's side. (The order does not matter for the assertion: either the
+	// answer waits for the timer, or it goes out at once.)
+	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "bye"))))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	go func() { <-p.srv.Done(); cancel() }()
+	if clock.BlockUntilContext(ctx, 1) == nil { // the answer waits on the close timer
+		clock.Advance(core.DefaultCloseTimeout)
+	}
+	err := waitErr(t, p.serve)
+	if ce := asClose(t, err); ce.Code != ws.StatusGoingAway || !ce.Remote {
+		t.Fatalf("cause %+v, want remote 1001", ce)
+	}
+	if err := waitErr(t, writerDone); !errors.Is(err, core.ErrClosed) {
+		t.Fatalf("writer: %v", err)
+	}
+}
