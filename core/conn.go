@@ -84,6 +84,7 @@ type Conn struct {
 	closeTimer  clockwork.Timer
 	pluginStop  context.CancelFunc
 	finishOnce  sync.Once
+	finished    bool
 	done        chan struct{}
 	cancelServe context.CancelFunc
 }
@@ -362,9 +363,15 @@ func (c *Conn) onReadLoop() bool {
 
 func (c *Conn) closeTimedOut() {
 	c.mu.Lock()
+	if c.finished || c.handshake { // too late: the connection ended, or the peer answered in time
+		c.mu.Unlock()
+		return
+	}
 	c.timedOut = true
 	if ce, ok := c.cause.(*CloseError); ok && ce.Err == nil {
-		ce.Err = ErrCloseTimeout
+		cp := *ce
+		cp.Err = ErrCloseTimeout
+		c.cause = &cp
 	}
 	c.mu.Unlock()
 	c.closeSocket()
@@ -409,6 +416,7 @@ func (c *Conn) finish(readErr error) {
 	c.finishOnce.Do(func() {
 		c.closeSocket()
 		c.mu.Lock()
+		c.finished = true
 		if c.closeTimer != nil {
 			c.closeTimer.Stop()
 		}

@@ -112,7 +112,9 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		NetDial:         d.NetDial,
 		OnStatusError: func(status int, _ []byte, resp io.Reader) {
 			refused = &HandshakeError{StatusCode: status}
-			if r, err := http.ReadResponse(bufio.NewReader(resp), nil); err == nil {
+			// The headers of a refusal are read for Retry-After and the like,
+			// at most 64 KiB of them: a hostile server cannot make us buffer more.
+			if r, err := http.ReadResponse(bufio.NewReader(io.LimitReader(resp, 64<<10)), nil); err == nil {
 				refused.Header = r.Header
 			}
 		},

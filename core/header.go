@@ -21,7 +21,8 @@ var errHeaderMSB = protocolError("payload length with its most significant bit s
 // peekHeader parses the next frame header from br without consuming it. It
 // returns the header and its size on the wire. It blocks until the header
 // is buffered.
-func peekHeader(br *bufio.Reader) (h ws.Header, size int, err error) {
+func (c *Conn) peekHeader(br *bufio.Reader) (h ws.Header, size int, err error) {
+	c.mayBlock(2)
 	b, err := br.Peek(2)
 	if err != nil {
 		return h, 0, err
@@ -42,6 +43,7 @@ func peekHeader(br *bufio.Reader) (h ws.Header, size int, err error) {
 		size += 4
 	}
 	if size > 2 {
+		c.mayBlock(size)
 		if b, err = br.Peek(size); err != nil {
 			return h, 0, err
 		}

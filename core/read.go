@@ -40,7 +40,7 @@ func (c *Conn) readLoop() error {
 	br := c.br
 	var fragOp ws.OpCode // opcode of the message being reassembled, 0 if none
 	for {
-		h, hsize, err := peekHeader(br)
+		h, hsize, err := c.peekHeader(br)
 		if err != nil {
 			return c.readFailed(err)
 		}
@@ -52,10 +52,11 @@ func (c *Conn) readLoop() error {
 		// Control frames and whole messages that fit the read buffer are
 		// handled in place, without a copy.
 		if h.OpCode.IsControl() || (h.Fin && fragOp == 0 && h.Length <= int64(br.Size()-hsize)) {
-			if h.Length > c.maxMsg {
+			if !h.OpCode.IsControl() && h.Length > c.maxMsg {
 				return c.tooBig(h.Length)
 			}
 			n := hsize + int(h.Length)
+			c.mayBlock(n)
 			b, err := br.Peek(n)
 			if err != nil {
 				return c.readFailed(err)
@@ -88,6 +89,7 @@ func (c *Conn) readLoop() error {
 			return c.tooBig(satAdd(int64(len(c.msg)), h.Length))
 		}
 		start := len(c.msg)
+		c.mayBlock(int(min(h.Length, int64(br.Size())+1))) // more than the buffer holds: always flush first
 		c.msg, err = readAppend(br, c.msg, h.Length)
 		if err != nil {
 			return c.readFailed(err)
@@ -246,7 +248,9 @@ func (c *Conn) control(op ws.OpCode, p []byte) (stop bool) {
 	reply, _ := c.beginClose(&CloseError{Code: code, Reason: reason, Remote: true})
 	if !reply {
 		c.mu.Lock()
-		c.handshake = true // the peer answered our close frame
+		if !c.timedOut {
+			c.handshake = true // the peer answered our close frame in time
+		}
 		c.mu.Unlock()
 	}
 	if reply {
@@ -273,5 +277,13 @@ func (c *Conn) publishIn(h Handler) Handler {
 			events.Publish(c.bus, events.MessageIn{ConnID: c.id, Op: f.Op, Payload: clone(f.Payload), At: c.clock.Now()})
 		}
 		return h(ctx, f)
+	}
+}
+
+// mayBlock flushes deferred replies before a read that needs more bytes
+// than are buffered, and so may block on the socket.
+func (c *Conn) mayBlock(need int) {
+	if c.readMore && c.br.Buffered() < need {
+		c.setReadMore(false)
 	}
 }

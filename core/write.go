@@ -101,8 +101,8 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte) error {
 		c.writers.Add(1)
 	}
 	c.wmu.Lock()
-	err := c.werr
-	if err == nil && c.closeSent {
+	var err error
+	if c.werr != nil || c.closeSent {
 		err = errClosedForWrite
 	}
 	if err == nil {

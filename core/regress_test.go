@@ -1,0 +1,164 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
+)
+
+// Regression tests for bugs found in review.
+
+func frameBytes(t *testing.T, f ws.Frame) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := ws.WriteFrame(&b, f); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// readSoon reads one frame; the deadline is only a hang guard, reached when
+// a reply was left unflushed.
+func (p *rawPeer) readSoon(t *testing.T) ws.Frame {
+	t.Helper()
+	_ = p.nc.SetReadDeadline(time.Now().Add(5 * time.Second)) // wall time: hang guard on a real socket
+	defer p.nc.SetReadDeadline(time.Time{})
+	f, err := ws.ReadFrame(p.br)
+	if err != nil {
+		t.Fatalf("no frame: %v (a reply was left in the write buffer)", err)
+	}
+	return f
+}
+
+// A ping and the first byte of the next frame in one TCP segment: the pong
+// must be flushed before the read loop blocks for the rest of that frame.
+func TestPongFlushedBeforeBlockingOnPartialFrame(t *testing.T) {
+	p := newRawPeer(t, &core.Upgrader{})
+	ping := frameBytes(t, masked(ws.NewPingFrame([]byte("hb"))))
+	next := frameBytes(t, masked(ws.NewTextFrame([]byte("hello"))))
+	if _, err := p.nc.Write(append(ping, next[0])); err != nil {
+		t.Fatal(err)
+	}
+	if f := p.readSoon(t); f.Header.OpCode != ws.OpPong || string(f.Payload) != "hb" {
+		t.Fatalf("got %v %q, want pong hb", f.Header.OpCode, f.Payload)
+	}
+}
+
+// A handler's reply, then the head of a frame bigger than the read buffer:
+// the reply goes out before the read loop waits for the big frame.
+func TestReplyFlushedBeforeBlockingOnBigFrame(t *testing.T) {
+	up := &core.Upgrader{Config: core.Config{Handler: func(ctx context.Context, f core.Frame) error {
+		if f.Op == ws.OpText {
+			return core.FromContext(ctx).Write(ctx, ws.OpText, f.Payload)
+		}
+		return nil
+	}}}
+	p := newRawPeer(t, up)
+	msg := frameBytes(t, masked(ws.NewTextFrame([]byte("echo me"))))
+	big := frameBytes(t, masked(ws.NewBinaryFrame(make([]byte, 100000))))
+	if _, err := p.nc.Write(append(msg, big[:1000]...)); err != nil {
+		t.Fatal(err)
+	}
+	if f := p.readSoon(t); string(f.Payload) != "echo me" {
+		t.Fatalf("got %q", f.Payload)
+	}
+}
+
+// After a write failed on a reset socket, every later Write matches
+// ErrClosed, as documented.
+func TestWritesAfterFailedWriteMatchErrClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan *core.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if c, err := (&core.Upgrader{}).Accept(nc); err == nil {
+			acc <- c
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := core.ParseURL("ws://" + ln.Addr().String() + "/")
+	if _, _, err := (ws.Dialer{}).Upgrade(nc, u); err != nil {
+		t.Fatal(err)
+	}
+	srv := <-acc
+	_ = nc.(*net.TCPConn).SetLinger(0)
+	_ = nc.Close() // RST
+	var first error
+	for i := 0; i < 100000 && first == nil; i++ { // until the reset is seen: bounded in count
+		first = srv.Write(context.Background(), ws.OpBinary, make([]byte, 1000))
+	}
+	if !errors.Is(first, core.ErrClosed) {
+		t.Fatalf("first failed Write: %v, want ErrClosed", first)
+	}
+	if second := srv.Write(context.Background(), ws.OpBinary, []byte("x")); !errors.Is(second, core.ErrClosed) {
+		t.Fatalf("Write after a failed write: %v, want ErrClosed", second)
+	}
+	<-srv.Done()
+}
+
+// Control frames are bounded by 125 bytes, not by MaxMessageSize.
+func TestPingBiggerThanMessageLimit(t *testing.T) {
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{MaxMessageSize: 10}})
+	p.send(t, masked(ws.NewPingFrame(bytes.Repeat([]byte("p"), 20))))
+	if f := p.readFrame(t); f.Header.OpCode != ws.OpPong || len(f.Payload) != 20 {
+		code, reason := ws.ParseCloseFrameData(f.Payload)
+		t.Fatalf("got %v %d %q, want a 20-byte pong", f.Header.OpCode, code, reason)
+	}
+}
+
+// The peer's answer and the close timer race: whichever wins, Close, Serve,
+// Err and the Disconnected event tell the same story, and the cause is
+// never changed after it was published (checked by -race).
+func TestCloseTimerRacingTheAnswerIsConsistent(t *testing.T) {
+	for range 50 {
+		clock := clockwork.NewFakeClock()
+		bus := events.NewBus()
+		seen := make(chan error, 1)
+		unsub, err := events.Subscribe(bus, func(e events.Disconnected) { seen <- e.Err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock, Bus: bus}})
+		closed := make(chan error, 1)
+		go func() { closed <- p.srv.Close(ws.StatusNormalClosure, "") }()
+		p.readClose(t)
+		if err := clock.BlockUntilContext(testCtx(t), 1); err != nil {
+			t.Fatal(err)
+		}
+		answered := make(chan error, 1)
+		go func() { answered <- ws.WriteFrame(p.nc, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))) }()
+		clock.Advance(core.DefaultCloseTimeout)
+		cerr := waitErr(t, closed)
+		serr := waitErr(t, p.serve)
+		ev := <-seen
+		<-answered
+		timedOut := errors.Is(cerr, core.ErrCloseTimeout)
+		if cerr != nil && !timedOut {
+			t.Fatalf("Close = %v", cerr)
+		}
+		if errors.Is(serr, core.ErrCloseTimeout) != timedOut || errors.Is(ev, core.ErrCloseTimeout) != timedOut || p.srv.Err() != serr {
+			t.Fatalf("inconsistent: Close=%v Serve=%v event=%v Err()=%v", cerr, serr, ev, p.srv.Err())
+		}
+		unsub()
+		bus.Close()
+	}
+}
