@@ -225,3 +225,20 @@ func asClose(t *testing.T, err error) *core.CloseError {
 	}
 	return ce
 }
+
+// stuckWriter writes 1 MiB messages from the server until a write fails,
+// and returns that error. With a peer that reads nothing, the socket
+// buffers fill and a write blocks: the "stuck writer" a Close must undo.
+func (p *rawPeer) stuckWriter() <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		big := make([]byte, 1<<20)
+		for {
+			if err := p.srv.Write(context.Background(), ws.OpBinary, big); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return done
+}

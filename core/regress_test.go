@@ -145,7 +145,9 @@ func TestCloseTimerRacingTheAnswerIsConsistent(t *testing.T) {
 			t.Fatal(err)
 		}
 		answered := make(chan error, 1)
-		go func() { answered <- ws.WriteFrame(p.nc, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))) }()
+		go func() {
+			answered <- ws.WriteFrame(p.nc, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
+		}()
 		clock.Advance(core.DefaultCloseTimeout)
 		cerr := waitErr(t, closed)
 		serr := waitErr(t, p.serve)

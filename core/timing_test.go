@@ -49,17 +49,7 @@ func TestCloseTimeoutOnFakeClock(t *testing.T) {
 func TestCloseUnblocksStuckWriter(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
-	// The peer reads nothing: fill the socket buffers until a write blocks.
-	writerDone := make(chan error, 1)
-	go func() {
-		big := make([]byte, 1<<20)
-		for {
-			if err := p.srv.Write(context.Background(), ws.OpBinary, big); err != nil {
-				writerDone <- err
-				return
-			}
-		}
-	}()
+	writerDone := p.stuckWriter() // the peer reads nothing
 	closed := make(chan error, 1)
 	go func() { closed <- p.srv.Close(ws.StatusGoingAway, "") }()
 	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil {
@@ -200,16 +190,7 @@ func TestDialHandshakeTimeout(t *testing.T) {
 func TestPeerCloseWhileWriterStuck(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
-	writerDone := make(chan error, 1)
-	go func() {
-		big := make([]byte, 1<<20)
-		for {
-			if err := p.srv.Write(context.Background(), ws.OpBinary, big); err != nil {
-				writerDone <- err
-				return
-			}
-		}
-	}()
+	writerDone := p.stuckWriter()
 	// Let the writer fill the socket buffers and block, then close from the
 	// peer's side. (The order does not matter for the assertion: either the
 	// answer waits for the timer, or it goes out at once.)
