@@ -63,12 +63,10 @@ type Conn struct {
 	dirty     bool         // bytes in bw not yet flushed
 	closeSent bool         // a close frame went out: no more frames may follow
 	werr      error        // sticky write error
-	whdr      [ws.MaxHeaderSize]byte
 
 	// Read state, owned by the read loop.
 	msg             []byte          // reassembly buffer for fragmented or large messages
 	lctx            *serveCtx       // the handlers' ctx; its identity marks the read loop's writes
-	loopCtx         context.Context // lctx as an interface, for a cheap comparison
 	stopping        atomic.Bool     // mirrors closing, for the read loop's per-frame check
 	controlHandlers []ControlHandler
 	reading         atomic.Bool
@@ -82,11 +80,10 @@ type Conn struct {
 	handshake   bool  // we sent a close frame and the peer answered it
 	timedOut    bool
 	closeTimer  clockwork.Timer
-	pluginStop  context.CancelFunc
 	finishOnce  sync.Once
 	finished    bool
 	done        chan struct{}
-	cancelServe context.CancelFunc
+	cancelServe context.CancelFunc // ends the handlers' and plugins' ctx; called once a close starts
 }
 
 var connSeq atomic.Uint64
@@ -117,7 +114,6 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 		done:         make(chan struct{}),
 	}
 	c.lctx = &serveCtx{conn: c}
-	c.loopCtx = c.lctx
 	c.in = cfg.Inbound.Then(c.publishIn(cfg.Handler))
 	c.out = cfg.Outbound.Then(c.writeData)
 	return c
@@ -202,22 +198,14 @@ func (c *Conn) Serve(ctx context.Context) error {
 		})
 	}
 
-	pctx, pcancel := context.WithCancel(loopCtx)
-	c.mu.Lock()
-	c.pluginStop = pcancel
-	closing := c.closing
-	c.mu.Unlock()
-	var perr error
 	for _, p := range c.plugins {
-		if closing {
+		if loopCtx.Err() != nil { // a close already started
 			break
 		}
-		if perr = p.Run(pctx, c); perr != nil {
+		if err := p.Run(loopCtx, c); err != nil {
+			c.fail(fmt.Errorf("tether: plugin: %w", err))
 			break
 		}
-	}
-	if perr != nil {
-		c.fail(fmt.Errorf("tether: plugin: %w", perr))
 	}
 
 	c.reading.Store(true)
@@ -227,7 +215,6 @@ func (c *Conn) Serve(ctx context.Context) error {
 	if !stop() {
 		<-closerDone
 	}
-	cancel()
 	return c.Err()
 }
 
@@ -314,8 +301,8 @@ func (c *Conn) beginClose(cause *CloseError) (first, serving bool) {
 	c.stopping.Store(true)
 	c.cause = cause
 	c.closeTimer = c.clock.AfterFunc(c.closeTimeout, c.closeTimedOut)
-	if c.pluginStop != nil {
-		c.pluginStop()
+	if c.cancelServe != nil {
+		c.cancelServe()
 	}
 	return true, serving
 }
@@ -420,8 +407,8 @@ func (c *Conn) finish(readErr error) {
 		if c.closeTimer != nil {
 			c.closeTimer.Stop()
 		}
-		if c.pluginStop != nil {
-			c.pluginStop()
+		if c.cancelServe != nil {
+			c.cancelServe()
 		}
 		if c.cause == nil {
 			c.closing = true

@@ -23,9 +23,9 @@ type Frame struct {
 // connection with a close code derived from the error (see CloseCodeOf). On
 // the outbound path the error is returned to the writer.
 //
-// The ctx given to an inbound handler is the connection's serving context:
-// it is done when the connection closes, and replies written with it are
-// coalesced (see Conn.Write).
+// The ctx given to an inbound handler derives from the ctx given to Serve:
+// it carries its values, is done as soon as the connection starts closing,
+// and replies written with it are coalesced (see Conn.Write).
 type Handler func(ctx context.Context, f Frame) error
 
 // Middleware wraps a Handler with behaviour that runs before and after it.

@@ -12,9 +12,9 @@ import (
 // heartbeat and retry packages are plugins.
 //
 // Run is called once per connection, on the goroutine that calls Serve,
-// after the Connected event and before the first frame is read. ctx is done
-// as soon as the connection starts closing; that is the plugin's signal to
-// stop its timers (context.AfterFunc suits this). Run must not block: a
+// after the Connected event and before the first frame is read. ctx is the
+// handlers' ctx: it is done as soon as the connection starts closing, the
+// plugin's signal to stop its timers (context.AfterFunc suits this). Run must not block: a
 // plugin that waits arms a timer on c.Clock() rather than starting a
 // goroutine per connection. A non-nil error closes the connection with a
 // code derived from it (see CloseCodeOf).

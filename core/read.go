@@ -200,7 +200,7 @@ func (c *Conn) deliver(op ws.OpCode, p []byte) (stop bool) {
 		c.failHard(fmt.Errorf("%w: text message", ErrInvalidUTF8), true)
 		return true
 	}
-	if err := c.in(c.loopCtx, Frame{Op: op, Payload: p}); err != nil {
+	if err := c.in(c.lctx, Frame{Op: op, Payload: p}); err != nil {
 		c.fail(fmt.Errorf("tether: inbound: %w", err))
 	}
 	return false
@@ -215,7 +215,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) (stop bool) {
 			h(op, p)
 		}
 		if !c.stopping.Load() {
-			_ = c.writeFrame(c.loopCtx, ws.OpPong, p)
+			_ = c.writeFrame(c.lctx, ws.OpPong, p)
 		}
 		return false
 	case ws.OpPong:

@@ -208,3 +208,32 @@ func TestPeerCloseWhileWriterStuck(t *testing.T) {
 		t.Fatalf("writer: %v", err)
 	}
 }
+
+// The handler's ctx is done as soon as the connection starts closing, so a
+// handler waiting on it (a slow backend call) is released by Close, and the
+// close completes.
+func TestHandlerCtxDoneWhenClosing(t *testing.T) {
+	entered := make(chan struct{})
+	released := make(chan error, 1)
+	h := func(ctx context.Context, f core.Frame) error {
+		close(entered)
+		<-ctx.Done()
+		released <- ctx.Err()
+		return nil
+	}
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Handler: h}})
+	p.send(t, masked(ws.NewTextFrame([]byte("slow"))))
+	<-entered
+	closed := make(chan error, 1)
+	go func() { closed <- p.srv.Close(ws.StatusGoingAway, "") }()
+	if err := waitErr(t, released); !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler ctx: %v", err)
+	}
+	if code, _ := p.readClose(t); code != ws.StatusGoingAway {
+		t.Fatalf("code %d", code)
+	}
+	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
+	if err := waitErr(t, closed); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
