@@ -65,9 +65,9 @@ type Conn struct {
 	werr      error        // sticky write error
 
 	// Read state, owned by the read loop.
-	msg             []byte          // reassembly buffer for fragmented or large messages
-	lctx            *serveCtx       // the handlers' ctx; its identity marks the read loop's writes
-	stopping        atomic.Bool     // mirrors closing, for the read loop's per-frame check
+	msg             []byte      // reassembly buffer for fragmented or large messages
+	lctx            *serveCtx   // the handlers' ctx; its identity marks the read loop's writes
+	stopping        atomic.Bool // mirrors closing, for the read loop's per-frame check
 	controlHandlers []ControlHandler
 	reading         atomic.Bool
 	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs
