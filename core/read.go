@@ -65,7 +65,12 @@ func (c *Conn) readLoop() error {
 			if h.Masked {
 				ws.Cipher(p, h.Mask, 0)
 			}
-			c.setReadMore(br.Buffered() > n)
+			if br.Buffered() > n {
+				// More input is already here: defer this frame's replies.
+				// The flush comes when the read loop next needs bytes it does
+				// not have (mayBlock), so a batch costs one write.
+				c.setReadMore(true)
+			}
 			var stop bool
 			if h.OpCode.IsControl() {
 				stop = c.control(h.OpCode, p)
@@ -105,7 +110,9 @@ func (c *Conn) readLoop() error {
 		}
 		op := fragOp
 		fragOp = 0
-		c.setReadMore(br.Buffered() > 0)
+		if br.Buffered() > 0 {
+			c.setReadMore(true)
+		}
 		stop := c.deliver(op, c.msg)
 		if cap(c.msg) > readChunk {
 			c.msg = nil // do not pin a big buffer on an idle connection

@@ -21,9 +21,9 @@ const maxControlPayload = 125
 // A nil error means the frame was accepted into the connection's write
 // buffer; the buffer is flushed as soon as no other write is pending, so
 // concurrent writers share one system call. Replies written from an inbound
-// handler with the handler's ctx are flushed once the read loop has
-// handled every frame already received, so a batch of pipelined messages
-// costs one write to the socket.
+// handler with the handler's ctx are flushed once the read loop has handled
+// every frame already received (before it waits for more), so a batch of
+// pipelined messages costs one write to the socket.
 //
 // ctx is checked before the frame is queued. A write blocked because the
 // peer stopped reading is unblocked when the connection closes: by Close
