@@ -85,8 +85,8 @@ func clone(p []byte) []byte { return append([]byte(nil), p...) }
 // when to flush:
 //
 //   - a write from the read loop (ctx is the handlers' ctx) while more input
-//     is buffered leaves the bytes in the buffer; the read loop flushes once
-//     it has drained its input (setReadMore);
+//     is buffered leaves the bytes in the buffer; the read loop flushes
+//     before it waits for input it does not have (mayBlock);
 //   - any other write flushes unless another writer is already waiting for
 //     the lock, in which case the last of them flushes for all.
 func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte) error {
