@@ -20,6 +20,10 @@ var (
 	ErrNilHandler = errors.New("events: nil handler")
 	// ErrBusClosed is returned by Subscribe after Close.
 	ErrBusClosed = errors.New("events: bus closed")
+	// ErrNotAPayload is returned by Subscribe for a type parameter that is
+	// not one of this package's payload structs (a pointer to one, or the
+	// Event interface).
+	ErrNotAPayload = errors.New("events: not a payload type; subscribe to a struct such as events.Connected")
 )
 
 // Bus carries events from connections and plugins to subscribers. Create it
@@ -36,11 +40,19 @@ type Bus struct {
 	spare      []Event
 	running    bool   // a dispatcher goroutine is draining the queue
 	dispatcher uint64 // its goroutine id, while running
-	waiters    []chan struct{}
+	published  uint64 // events queued so far
+	delivered  uint64 // events handed to their subscribers so far
+	waiters    []waiter
 	closed     bool
 }
 
+type waiter struct {
+	upTo uint64 // wake when delivered reaches this
+	ch   chan struct{}
+}
+
 type subscription struct {
+	mu     sync.Mutex // held while fn runs, so that unsubscribe can wait for it
 	active atomic.Bool
 	call   func(Event)
 }
@@ -86,12 +98,16 @@ func (b *Bus) fanout(e Event) {
 }
 
 func (b *Bus) call(s *subscription, e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			b.logger.Error("events: handler panicked", "topic", e.Topic().String(), "panic", r)
 		}
 	}()
-	s.call(e)
+	if s.active.Load() { // checked under s.mu: unsubscribe may have just returned
+		s.call(e)
+	}
 }
 
 // Enabled reports whether anyone subscribes to the topic of E: one atomic
@@ -100,15 +116,27 @@ func Enabled[E Event](b *Bus) bool {
 	if b == nil {
 		return false
 	}
+	return b.counts[topicOf[E]()].Load() > 0
+}
+
+// topicOf returns the topic of the payload type E, or 0 (no topic, never
+// enabled) for a type that is not one of this package's payload structs,
+// such as a pointer to one or the Event interface itself: those would
+// otherwise call Topic on a nil value.
+func topicOf[E Event]() Topic {
 	var zero E
-	return b.counts[zero.Topic()].Load() > 0
+	switch any(zero).(type) {
+	case Connected, Disconnected, MessageIn, MessageOut, Error:
+		return zero.Topic()
+	}
+	return 0
 }
 
 // Publish queues e for delivery to the subscribers of its topic and returns
 // without waiting for them. With no subscriber (or a nil or closed bus) it
 // does nothing and allocates nothing.
 func Publish[E Event](b *Bus, e E) {
-	if b == nil || b.counts[e.Topic()].Load() == 0 {
+	if b == nil || b.counts[topicOf[E]()].Load() == 0 {
 		return
 	}
 	b.enqueue(e)
@@ -121,6 +149,7 @@ func (b *Bus) enqueue(e Event) {
 		return
 	}
 	b.queue = append(b.queue, e)
+	b.published++
 	start := !b.running
 	b.running = true
 	b.mu.Unlock()
@@ -144,14 +173,26 @@ func (b *Bus) drain() {
 		}
 		b.mu.Lock()
 		b.spare = batch[:0]
+		b.delivered += uint64(len(batch))
+		b.wakeLocked()
 	}
 	b.running = false
 	b.dispatcher = 0
-	for _, w := range b.waiters {
-		close(w)
-	}
-	b.waiters = nil
 	b.mu.Unlock()
+}
+
+// wakeLocked releases the waiters whose events have all been delivered.
+func (b *Bus) wakeLocked() {
+	keep := b.waiters[:0]
+	for _, w := range b.waiters {
+		if w.upTo <= b.delivered {
+			close(w.ch)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(b.waiters[len(keep):])
+	b.waiters = keep
 }
 
 // Subscribe registers fn for every event of type E published after Subscribe
@@ -160,8 +201,8 @@ func (b *Bus) drain() {
 // subscribe or unsubscribe. A panic in fn is recovered and logged.
 //
 // The returned func removes this subscription, and only this one, however
-// many others share fn; it is idempotent. After it returns, fn is not called
-// again, except for a call already running.
+// many others share fn; it is idempotent. When it returns, fn is not running
+// and will not be called again (called from fn itself, it returns at once).
 func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 	if b == nil {
 		return nil, ErrNilBus
@@ -169,8 +210,11 @@ func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, ErrNilHandler
 	}
-	var zero E
-	t := zero.Topic()
+	t := topicOf[E]()
+	if t == 0 {
+		var zero E
+		return nil, fmt.Errorf("%w: %T", ErrNotAPayload, zero)
+	}
 	s := &subscription{call: func(e Event) { fn(e.(E)) }}
 	s.active.Store(true)
 
@@ -192,6 +236,10 @@ func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 
 func (b *Bus) remove(t Topic, s *subscription) {
 	s.active.Store(false)
+	if b.dispatcherID() != goid.Get() {
+		s.mu.Lock() // wait for a call under way; later calls see active == false
+		s.mu.Unlock()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := *b.subs[t].Load()
@@ -205,22 +253,28 @@ func (b *Bus) remove(t Topic, s *subscription) {
 	b.counts[t].Add(-1)
 }
 
+func (b *Bus) dispatcherID() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dispatcher
+}
+
 // Wait blocks until every event published before the call has been handed
-// to its subscribers. Called from a handler, it returns at once: a handler
+// to its subscribers; events published meanwhile do not hold it up. Called from a handler, it returns at once: a handler
 // cannot wait for itself.
 func (b *Bus) Wait() {
 	if b == nil {
 		return
 	}
 	b.mu.Lock()
-	if !b.running || b.dispatcher == goid.Get() {
+	if b.delivered >= b.published || b.dispatcher == goid.Get() {
 		b.mu.Unlock()
 		return
 	}
-	w := make(chan struct{})
+	w := waiter{upTo: b.published, ch: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
-	<-w
+	<-w.ch
 }
 
 // Close delivers what is queued, then stops the bus: later events are

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -219,4 +220,100 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		bus.Wait()
 	})
+}
+
+// Wait returns once what was published before it is delivered, even while
+// others keep publishing.
+func TestWaitIgnoresLaterEvents(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	mustSub(t, b, func(e events.Connected) { mu.Lock(); seen[e.ConnID] = true; mu.Unlock() })
+	stop := make(chan struct{})
+	publisherDone := make(chan struct{})
+	go func() {
+		defer close(publisherDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				events.Publish(b, events.Connected{ConnID: "noise"})
+			}
+		}
+	}()
+	events.Publish(b, events.Connected{ConnID: "mine"})
+	b.Wait() // would block until the publisher stops if it waited for an empty queue
+	mu.Lock()
+	got := seen["mine"]
+	mu.Unlock()
+	close(stop)
+	<-publisherDone
+	if !got {
+		t.Fatal("Wait returned before the event published before it was delivered")
+	}
+}
+
+// When unsubscribe returns, the handler is not running and never runs again.
+func TestUnsubscribeWaitsForRunningCall(t *testing.T) {
+	for range 20 {
+		b := events.NewBus()
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		var running, calls atomic.Int32
+		unsub := mustSub(t, b, func(events.Connected) {
+			running.Add(1)
+			if calls.Add(1) == 1 {
+				close(entered)
+				<-release
+			}
+			running.Add(-1)
+		})
+		events.Publish(b, events.Connected{})
+		<-entered
+		started := make(chan struct{})
+		runningAtReturn := make(chan int32, 1)
+		go func() {
+			close(started)
+			unsub()
+			runningAtReturn <- running.Load()
+		}()
+		<-started
+		close(release) // races with unsub on purpose: either order must hold
+		if n := <-runningAtReturn; n != 0 {
+			t.Fatal("unsubscribe returned while the handler was running")
+		}
+		events.Publish(b, events.Connected{})
+		b.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("handler called %d times, want 1", n)
+		}
+		b.Close()
+	}
+}
+
+// Type parameters that are not payload structs get an error or nothing,
+// never a panic.
+func TestNonPayloadTypeParameters(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	if _, err := events.Subscribe(b, func(*events.Connected) {}); !errors.Is(err, events.ErrNotAPayload) {
+		t.Fatalf("Subscribe[*Connected]: %v", err)
+	}
+	if _, err := events.Subscribe(b, func(events.Event) {}); !errors.Is(err, events.ErrNotAPayload) {
+		t.Fatalf("Subscribe[Event]: %v", err)
+	}
+	if events.Enabled[events.Event](b) || events.Enabled[*events.Connected](b) {
+		t.Fatal("a non-payload type reported enabled")
+	}
+	got := 0
+	mustSub(t, b, func(events.Connected) { got++ })
+	events.Publish(b, &events.Connected{}) // not delivered: subscribers take values
+	events.Publish[events.Event](b, nil)
+	events.Publish(b, events.Connected{})
+	b.Wait()
+	if got != 1 {
+		t.Fatalf("got %d events, want 1", got)
+	}
 }
