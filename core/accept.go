@@ -96,7 +96,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 	if bw.Size() != cfg.WriteBufferSize {
 		bw = nil
 	}
-	return newConn(nc, br, bw, false, hs.Protocol, cfg), nil
+	return adopt(nc, br, bw, false, hs.Protocol, cfg)
 }
 
 // selectProtocol is asked by gobwas about each offered subprotocol in the
@@ -110,6 +110,9 @@ func (u *Upgrader) selectProtocol(p string) bool {
 // connection, not yet reading: call Serve. On failure nc is closed and the
 // client has been sent an HTTP error response.
 func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: Accept(nil)", ErrInvalidConfig)
+	}
 	cfg, err := u.Config.withDefaults()
 	if err != nil {
 		_ = nc.Close()
@@ -175,7 +178,7 @@ func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("tether: accept: %w", err)
 	}
-	return newConn(nc, nil, nil, false, hs.Protocol, cfg), nil
+	return adopt(nc, nil, nil, false, hs.Protocol, cfg)
 }
 
 var aLongTimeAgo = time.Unix(1, 0)

@@ -153,7 +153,7 @@ func benchTetherEcho(b *testing.B, size, batch int, chain Chain) {
 	cfg.Handler = func(ctx context.Context, f Frame) error {
 		return c.Write(ctx, f.Op, f.Payload)
 	}
-	c = newConn(mc, nil, nil, false, "", cfg)
+	c, _ = newConn(mc, nil, nil, false, "", cfg)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -219,7 +219,7 @@ func TestEchoAllocatesNothingPerFrame(t *testing.T) {
 		cfg, _ := Config{}.withDefaults()
 		var c *Conn
 		cfg.Handler = func(ctx context.Context, f Frame) error { return c.Write(ctx, f.Op, f.Payload) }
-		c = newConn(mc, nil, nil, false, "", cfg)
+		c, _ = newConn(mc, nil, nil, false, "", cfg)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		_ = c.Serve(context.Background())

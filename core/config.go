@@ -80,6 +80,12 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("%w: Plugins[%d] is nil", ErrInvalidConfig, i)
 		}
 	}
+	if _, err := c.Inbound.compose(nil); err != nil {
+		return c, fmt.Errorf("inbound: %w", err)
+	}
+	if _, err := c.Outbound.compose(nil); err != nil {
+		return c, fmt.Errorf("outbound: %w", err)
+	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
 	}

@@ -57,12 +57,14 @@ type Conn struct {
 	in, out      Handler
 
 	// Writer state, guarded by wmu.
-	wmu       sync.Mutex
-	writers   atomic.Int32 // writers waiting for or holding wmu (not the read loop)
-	readMore  bool         // the read loop has more buffered input: defer its replies' flush
-	dirty     bool         // bytes in bw not yet flushed
-	closeSent bool         // a close frame went out: no more frames may follow
-	werr      error        // sticky write error
+	wmu           sync.Mutex
+	writers       atomic.Int32 // writers waiting for or holding wmu (not the read loop)
+	readMore      bool         // the read loop has more buffered input: defer its replies' flush
+	dirty         bool         // bytes in bw not yet flushed
+	closeSent     bool         // a close frame went out: no more frames may follow
+	werr          error        // sticky write error
+	outEvents     int          // MessageOut events counted but not yet published
+	outEventsDone sync.Cond    // signalled when outEvents drops to 0; L is &wmu
 
 	// Read state, owned by the read loop.
 	msg             []byte      // reassembly buffer for fragmented or large messages
@@ -88,7 +90,9 @@ type Conn struct {
 
 var connSeq atomic.Uint64
 
-func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto string, cfg Config) *Conn {
+// newConn wraps an upgraded socket. It publishes Connected: the handshake
+// is done. It fails only when a middleware returns a nil Handler.
+func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto string, cfg Config) (*Conn, error) {
 	if br == nil {
 		br = bufio.NewReaderSize(nc, cfg.ReadBufferSize)
 	}
@@ -113,10 +117,32 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 		plugins:      cfg.Plugins,
 		done:         make(chan struct{}),
 	}
+	c.outEventsDone.L = &c.wmu
 	c.lctx = &serveCtx{conn: c}
-	c.in = cfg.Inbound.Then(c.publishIn(cfg.Handler))
-	c.out = cfg.Outbound.Then(c.writeData)
-	return c
+	var err error
+	if c.in, err = cfg.Inbound.compose(c.publishIn(cfg.Handler)); err != nil {
+		return nil, err
+	}
+	if c.out, err = cfg.Outbound.compose(c.writeData); err != nil {
+		return nil, err
+	}
+	if events.Enabled[events.Connected](c.bus) {
+		events.Publish(c.bus, events.Connected{
+			ConnID: c.id, Client: c.client, Subprotocol: c.proto,
+			LocalAddr: addrString(nc.LocalAddr()), RemoteAddr: addrString(nc.RemoteAddr()),
+			At: c.clock.Now(),
+		})
+	}
+	return c, nil
+}
+
+// adopt is newConn for a socket that must be closed if it fails.
+func adopt(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto string, cfg Config) (*Conn, error) {
+	c, err := newConn(nc, br, bw, client, proto, cfg)
+	if err != nil {
+		_ = nc.Close()
+	}
+	return c, err
 }
 
 // ID returns the connection's id, as used in events.
@@ -158,13 +184,16 @@ func (c *Conn) Err() error {
 	return c.cause
 }
 
-// Serve runs the connection: it publishes Connected, runs the plugins, then
-// reads frames until the connection closes, and returns the cause, a
+// Serve runs the connection: it runs the plugins, then reads frames until
+// the connection closes, and returns the cause, a
 // *CloseError (errors.As). When ctx is done the connection is closed with
 // 1001 (going away). Serve must be called once; a second call returns
 // ErrAlreadyServing. Called after the connection was closed, it returns the
 // cause at once.
 func (c *Conn) Serve(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	c.mu.Lock()
 	if c.serving {
 		c.mu.Unlock()
@@ -189,14 +218,6 @@ func (c *Conn) Serve(ctx context.Context) error {
 		defer close(closerDone)
 		_ = c.closeWith(ws.StatusGoingAway, "going away", nil, false)
 	})
-
-	if events.Enabled[events.Connected](c.bus) {
-		events.Publish(c.bus, events.Connected{
-			ConnID: c.id, Client: c.client, Subprotocol: c.proto,
-			LocalAddr: addrString(c.nc.LocalAddr()), RemoteAddr: addrString(c.nc.RemoteAddr()),
-			At: c.clock.Now(),
-		})
-	}
 
 	for _, p := range c.plugins {
 		if loopCtx.Err() != nil { // a close already started
@@ -370,8 +391,26 @@ func (c *Conn) closeTimedOut() {
 // and may answer.
 func (c *Conn) fail(err error) {
 	code := CloseCodeOf(err)
+	code, reason := wireClose(code, closeReasonOf(err, code))
 	c.publishError(err, true)
-	_ = c.closeWith(code, closeReasonOf(err, code), err, false)
+	_ = c.closeWith(code, reason, err, false)
+}
+
+// wireClose makes a close code and reason that came from an error fit for
+// the wire: a code that may not be sent becomes 1011, and the reason is cut
+// to 123 bytes on a rune boundary (a fixed text if it is not UTF-8).
+func wireClose(code ws.StatusCode, reason string) (ws.StatusCode, string) {
+	if !validSendCode(code) {
+		code, reason = ws.StatusInternalServerError, "internal error"
+	}
+	if !utf8.ValidString(reason) {
+		reason = "invalid close reason"
+	}
+	for len(reason) > maxControlPayload-2 {
+		_, size := utf8.DecodeLastRuneInString(reason)
+		reason = reason[:len(reason)-size]
+	}
+	return code, reason
 }
 
 // failHard ends the connection because of err and closes the socket at
@@ -382,7 +421,8 @@ func (c *Conn) failHard(err error, sendCode bool) {
 	cause := &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
 	code := CloseCodeOf(err)
 	if sendCode {
-		cause = &CloseError{Code: code, Reason: closeReasonOf(err, code), Err: err}
+		code, reason := wireClose(code, closeReasonOf(err, code))
+		cause = &CloseError{Code: code, Reason: reason, Err: err}
 	}
 	first, serving := c.beginClose(cause)
 	if first && sendCode {
@@ -416,6 +456,11 @@ func (c *Conn) finish(readErr error) {
 		}
 		cause := c.cause.(*CloseError)
 		c.mu.Unlock()
+		c.wmu.Lock() // the socket is closed: no writer holds this for long
+		for c.outEvents > 0 {
+			c.outEventsDone.Wait()
+		}
+		c.wmu.Unlock()
 		if events.Enabled[events.Disconnected](c.bus) {
 			events.Publish(c.bus, events.Disconnected{
 				ConnID: c.id, Code: cause.Code, Reason: cause.Reason, Remote: cause.Remote,

@@ -80,6 +80,9 @@ func ParseURL(rawURL string) (*url.URL, error) {
 // a *HandshakeError carrying the status, so that a 401 can be told from a
 // 503 (errors.As).
 func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	cfg, err := d.Config.withDefaults()
 	if err != nil {
 		return nil, err
@@ -138,5 +141,5 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("tether: dial %s: %w", u.Redacted(), err)
 	}
-	return newConn(nc, br, nil, true, hs.Protocol, cfg), nil
+	return adopt(nc, br, nil, true, hs.Protocol, cfg)
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/gobwas/ws"
@@ -68,15 +69,28 @@ func (c Chain) Middlewares() []Middleware { return slices.Clone(c.mws) }
 // Then composes the chain around h and returns the resulting Handler. The
 // composition happens once, here; calling the result costs one function
 // call per middleware and allocates nothing unless a middleware does. A nil
-// h is a handler that discards every frame.
+// h is a handler that discards every frame. A middleware that returns a nil
+// Handler is a bug: the result then fails every frame with an error matching
+// ErrInvalidConfig instead of panicking (connections refuse such a chain
+// when they are created).
 func (c Chain) Then(h Handler) Handler {
+	composed, err := c.compose(h)
+	if err != nil {
+		return func(context.Context, Frame) error { return err }
+	}
+	return composed
+}
+
+func (c Chain) compose(h Handler) (Handler, error) {
 	if h == nil {
 		h = discard
 	}
 	for i := len(c.mws) - 1; i >= 0; i-- {
-		h = c.mws[i](h)
+		if h = c.mws[i](h); h == nil {
+			return nil, fmt.Errorf("%w: middleware %d of the chain returned a nil Handler", ErrInvalidConfig, i)
+		}
 	}
-	return h
+	return h, nil
 }
 
 func discard(context.Context, Frame) error { return nil }

@@ -67,7 +67,7 @@ func FuzzInboundFrames(f *testing.F) {
 			}
 			return nil
 		}
-		c := newConn(&streamConn{r: bytes.NewReader(stream)}, nil, nil, false, "", cfg)
+		c, _ := newConn(&streamConn{r: bytes.NewReader(stream)}, nil, nil, false, "", cfg)
 		err = c.Serve(context.Background())
 		var ce *CloseError
 		if !errors.As(err, &ce) {

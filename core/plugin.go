@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/gobwas/ws"
@@ -12,9 +11,10 @@ import (
 // heartbeat and retry packages are plugins.
 //
 // Run is called once per connection, on the goroutine that calls Serve,
-// after the Connected event and before the first frame is read. ctx is the
-// handlers' ctx: it is done as soon as the connection starts closing, the
-// plugin's signal to stop its timers (context.AfterFunc suits this). Run must not block: a
+// before the first frame is read. ctx derives from the ctx given to Serve
+// and is done as soon as the connection starts closing: the plugin's signal
+// to stop its timers (context.AfterFunc suits this). Writes made with it
+// are flushed at once, unlike a handler's replies. Run must not block: a
 // plugin that waits arms a timer on c.Clock() rather than starting a
 // goroutine per connection. A non-nil error closes the connection with a
 // code derived from it (see CloseCodeOf).
@@ -35,19 +35,17 @@ var _ Plugin = PluginFunc(nil)
 // must not block: it runs on the connection's only reader.
 type ControlHandler func(op ws.OpCode, payload []byte)
 
-// errServing is returned by OnControl once the read loop runs.
-var errServing = errors.New("tether: control handlers can only be added before the read loop starts (from Plugin.Run)")
-
 // OnControl registers h to observe inbound pings and pongs; the connection
 // still answers pings itself. It is meant for plugins, from Plugin.Run:
-// once the read loop has started it returns an error, so the read loop
-// reads the handler list without a lock.
+// once the read loop has started it returns an error matching
+// ErrAlreadyServing, so the read loop reads the handler list without a lock.
+// It must not be called concurrently with Serve from another goroutine.
 func (c *Conn) OnControl(h ControlHandler) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil ControlHandler", ErrInvalidConfig)
 	}
 	if c.reading.Load() {
-		return errServing
+		return fmt.Errorf("%w: control handlers are added from Plugin.Run, before the read loop starts", ErrAlreadyServing)
 	}
 	c.controlHandlers = append(c.controlHandlers, h)
 	return nil

@@ -222,7 +222,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) (stop bool) {
 			h(op, p)
 		}
 		if !c.stopping.Load() {
-			_ = c.writeFrame(c.lctx, ws.OpPong, p)
+			_ = c.writeFrame(c.lctx, ws.OpPong, p, false)
 		}
 		return false
 	case ws.OpPong:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,8 @@ func TestReplyFlushedBeforeBlockingOnBigFrame(t *testing.T) {
 // After a write failed on a reset socket, every later Write matches
 // ErrClosed, as documented.
 func TestWritesAfterFailedWriteMatchErrClosed(t *testing.T) {
+	bus := events.NewBus()
+	defer bus.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +90,7 @@ func TestWritesAfterFailedWriteMatchErrClosed(t *testing.T) {
 		if err != nil {
 			return
 		}
-		if c, err := (&core.Upgrader{}).Accept(nc); err == nil {
+		if c, err := (&core.Upgrader{Config: core.Config{Bus: bus}}).Accept(nc); err == nil {
 			acc <- c
 		}
 	}()
@@ -100,6 +103,12 @@ func TestWritesAfterFailedWriteMatchErrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := <-acc
+	errs := make(chan events.Error, 4)
+	unsub, err := events.Subscribe(bus, func(e events.Error) { errs <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
 	_ = nc.(*net.TCPConn).SetLinger(0)
 	_ = nc.Close() // RST
 	var first error
@@ -113,6 +122,15 @@ func TestWritesAfterFailedWriteMatchErrClosed(t *testing.T) {
 		t.Fatalf("Write after a failed write: %v, want ErrClosed", second)
 	}
 	<-srv.Done()
+	bus.Wait()
+	select {
+	case e := <-errs:
+		if !e.Fatal || !strings.Contains(e.Err.Error(), "write failed") {
+			t.Fatalf("Error event %+v, want a fatal write failure", e)
+		}
+	default:
+		t.Fatal("a failed write published no Error event")
+	}
 }
 
 // Control frames are bounded by 125 bytes, not by MaxMessageSize.

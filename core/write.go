@@ -36,6 +36,9 @@ const maxControlPayload = 125
 // connection with that code. After the connection started closing, Write
 // returns an error matching ErrClosed.
 func (c *Conn) Write(ctx context.Context, op ws.OpCode, p []byte) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if op != ws.OpText && op != ws.OpBinary {
 		return fmt.Errorf("%w: opcode %d", ErrBadOpcode, op)
 	}
@@ -59,10 +62,13 @@ func (c *Conn) WriteText(ctx context.Context, s string) error {
 // Ping sends a ping control frame with payload (at most 125 bytes). The
 // peer's pong reaches the control handlers registered with OnControl.
 func (c *Conn) Ping(ctx context.Context, payload []byte) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if len(payload) > maxControlPayload {
 		return fmt.Errorf("%w: ping of %d bytes", ErrControlTooBig, len(payload))
 	}
-	return c.writeFrame(ctx, ws.OpPing, payload)
+	return c.writeFrame(ctx, ws.OpPing, payload, false)
 }
 
 // writeData is the innermost outbound handler.
@@ -70,11 +76,21 @@ func (c *Conn) writeData(ctx context.Context, f Frame) error {
 	if f.Op != ws.OpText && f.Op != ws.OpBinary {
 		return fmt.Errorf("%w: opcode %d from an outbound middleware", ErrBadOpcode, f.Op)
 	}
-	if err := c.writeFrame(ctx, f.Op, f.Payload); err != nil {
+	if ctx == nil {
+		return errNilContext
+	}
+	publish := c.bus != nil && events.Enabled[events.MessageOut](c.bus)
+	if err := c.writeFrame(ctx, f.Op, f.Payload, publish); err != nil {
 		return err
 	}
-	if c.bus != nil && events.Enabled[events.MessageOut](c.bus) {
+	if publish {
 		events.Publish(c.bus, events.MessageOut{ConnID: c.id, Op: f.Op, Payload: clone(f.Payload), At: c.clock.Now()})
+		c.wmu.Lock()
+		c.outEvents--
+		if c.outEvents == 0 {
+			c.outEventsDone.Broadcast()
+		}
+		c.wmu.Unlock()
 	}
 	return nil
 }
@@ -89,7 +105,12 @@ func clone(p []byte) []byte { return append([]byte(nil), p...) }
 //     before it waits for input it does not have (mayBlock);
 //   - any other write flushes unless another writer is already waiting for
 //     the lock, in which case the last of them flushes for all.
-func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte) error {
+//
+// With publish, a successful write counts a MessageOut event to come, which
+// the caller publishes after the lock is released (no event is published
+// under a connection lock) and then discounts; Disconnected waits for the
+// count to reach zero, so that it comes after every MessageOut.
+func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish bool) error {
 	sc, loop := ctx.(*serveCtx) // cheaper than comparing interfaces
 	loop = loop && sc == c.lctx
 	if !loop {
@@ -125,13 +146,24 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte) error {
 	if broken {
 		c.werr = err
 	}
+	if err == nil && publish {
+		c.outEvents++
+	}
 	c.wmu.Unlock()
 	if broken {
-		c.failHard(err, false)
+		c.writeFailed(err)
 		return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
 	}
 	return err
 }
+
+// writeFailed ends the connection after the socket refused a write.
+func (c *Conn) writeFailed(err error) {
+	c.publishError(fmt.Errorf("tether: write failed: %w", err), true)
+	c.failHard(err, false)
+}
+
+var errNilContext = fmt.Errorf("%w: nil context", ErrInvalidConfig)
 
 var errClosedForWrite = fmt.Errorf("%w: the connection is closing", ErrClosed)
 
@@ -234,6 +266,6 @@ func (c *Conn) setReadMore(more bool) {
 	}
 	c.wmu.Unlock()
 	if err != nil {
-		c.failHard(err, false)
+		c.writeFailed(err)
 	}
 }
