@@ -65,7 +65,11 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	if err := clock.BlockUntilContext(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(30 * time.Second)
+	clock.Advance(30*time.Second - time.Millisecond)
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // still armed just before 30 s
+		t.Fatalf("the close timer fired early: %v", err)
+	}
+	clock.Advance(time.Millisecond)
 	if err := <-closed; !errors.Is(err, core.ErrCloseTimeout) {
 		t.Fatalf("Close = %v, want ErrCloseTimeout", err)
 	}

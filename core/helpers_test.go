@@ -133,6 +133,12 @@ type rawPeer struct {
 
 func newRawPeer(t *testing.T, up *core.Upgrader) *rawPeer {
 	t.Helper()
+	return newRawPeerWrap(t, up, nil)
+}
+
+// newRawPeerWrap is newRawPeer with the server's socket wrapped by wrap.
+func newRawPeerWrap(t *testing.T, up *core.Upgrader, wrap func(net.Conn) net.Conn) *rawPeer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +151,9 @@ func newRawPeer(t *testing.T, up *core.Upgrader) *rawPeer {
 		if err != nil {
 			acceptErr <- err
 			return
+		}
+		if wrap != nil {
+			nc = wrap(nc)
 		}
 		c, err := up.Accept(nc)
 		if err != nil {
@@ -226,13 +235,24 @@ func asClose(t *testing.T, err error) *core.CloseError {
 	return ce
 }
 
-// stuckWriter writes 1 MiB messages from the server until a write fails,
-// and returns that error. With a peer that reads nothing, the socket
-// buffers fill and a write blocks: the "stuck writer" a Close must undo.
-func (p *rawPeer) stuckWriter() <-chan error {
+// newStuckPeer returns a raw peer that will read nothing, and a channel
+// with the error of a server-side writer that is certainly stuck: the
+// socket buffers are shrunk, the writer sends 4 MiB messages, and the
+// channel is returned only once a write of one of them has entered the
+// socket, where it cannot finish. The writer holds the connection's write
+// lock from then on: what a Close must undo.
+func newStuckPeer(t *testing.T, up *core.Upgrader) (*rawPeer, <-chan error) {
+	t.Helper()
+	bigWrite := make(chan struct{})
+	var once sync.Once
+	p := newRawPeerWrap(t, up, func(nc net.Conn) net.Conn {
+		_ = nc.(*net.TCPConn).SetWriteBuffer(8 << 10)
+		return &signalConn{Conn: nc, onBig: func() { once.Do(func() { close(bigWrite) }) }}
+	})
+	_ = p.nc.(*net.TCPConn).SetReadBuffer(8 << 10)
 	done := make(chan error, 1)
 	go func() {
-		big := make([]byte, 1<<20)
+		big := make([]byte, 4<<20)
 		for {
 			if err := p.srv.Write(context.Background(), ws.OpBinary, big); err != nil {
 				done <- err
@@ -240,5 +260,23 @@ func (p *rawPeer) stuckWriter() <-chan error {
 			}
 		}
 	}()
-	return done
+	select {
+	case <-bigWrite:
+	case <-time.After(testTimeout): // wall time: hang guard only
+		t.Fatal("the writer never reached the socket")
+	}
+	return p, done
+}
+
+// signalConn calls onBig when a write of 64 KiB or more starts.
+type signalConn struct {
+	net.Conn
+	onBig func()
+}
+
+func (s *signalConn) Write(p []byte) (int, error) {
+	if len(p) >= 64<<10 {
+		s.onBig()
+	}
+	return s.Conn.Write(p)
 }

@@ -28,6 +28,11 @@ func TestCloseTimeoutOnFakeClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(7*time.Second - time.Nanosecond)
+	// The timer is still armed 1 ns before the timeout: had it fired, this
+	// would wait in vain.
+	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil {
+		t.Fatalf("the close timer fired before 7 s: %v", err)
+	}
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned %v before the timeout", err)
@@ -48,8 +53,7 @@ func TestCloseTimeoutOnFakeClock(t *testing.T) {
 // gets an error.
 func TestCloseUnblocksStuckWriter(t *testing.T) {
 	clock := clockwork.NewFakeClock()
-	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
-	writerDone := p.stuckWriter() // the peer reads nothing
+	p, writerDone := newStuckPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
 	closed := make(chan error, 1)
 	go func() { closed <- p.srv.Close(ws.StatusGoingAway, "") }()
 	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil {
@@ -189,17 +193,17 @@ func TestDialHandshakeTimeout(t *testing.T) {
 // by the close timer on the injected clock too.
 func TestPeerCloseWhileWriterStuck(t *testing.T) {
 	clock := clockwork.NewFakeClock()
-	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
-	writerDone := p.stuckWriter()
-	// Let the writer fill the socket buffers and block, then close from the
-	// peer's side. (The order does not matter for the assertion: either the
-	// answer waits for the timer, or it goes out at once.)
+	p, writerDone := newStuckPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
 	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "bye"))))
-	ctx, cancel := context.WithCancel(testCtx(t))
-	go func() { <-p.srv.Done(); cancel() }()
-	if clock.BlockUntilContext(ctx, 1) == nil { // the answer waits on the close timer
-		clock.Advance(core.DefaultCloseTimeout)
+	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil { // the answer waits on the close timer
+		t.Fatal(err)
 	}
+	select {
+	case err := <-p.serve:
+		t.Fatalf("Serve returned %v before the close timer fired", err)
+	default:
+	}
+	clock.Advance(core.DefaultCloseTimeout)
 	err := waitErr(t, p.serve)
 	if ce := asClose(t, err); ce.Code != ws.StatusGoingAway || !ce.Remote {
 		t.Fatalf("cause %+v, want remote 1001", ce)
