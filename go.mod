@@ -1,6 +1,6 @@
 module github.com/tetherws/tether
 
-go 1.26.8
+go 1.26
 
 require (
 	github.com/asaskevich/EventBus v0.0.0-20200907212545-49d423059eef

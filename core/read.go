@@ -63,6 +63,7 @@ func (c *Conn) readLoop() error {
 			}
 			p := b[hsize:]
 			if h.Masked {
+				readMask(&h, b, hsize)
 				ws.Cipher(p, h.Mask, 0)
 			}
 			if br.Buffered() > n {
@@ -85,6 +86,12 @@ func (c *Conn) readLoop() error {
 			}
 			continue
 		}
+		c.mayBlock(hsize)
+		b, err := br.Peek(hsize)
+		if err != nil {
+			return c.readFailed(err)
+		}
+		readMask(&h, b, hsize)
 		if _, err := br.Discard(hsize); err != nil {
 			return c.readFailed(err)
 		}

@@ -4,8 +4,8 @@
 // events.Bus's Wait must not wait for their own goroutine (a Close called
 // from a message handler would otherwise wait for the handler to return). The
 // alternative, a flag stored around every handler call, costs two atomic
-// stores per frame on the hot path; parsing runtime.Stack costs about a
-// microsecond once per connection and once per Close.
+// stores per frame on the hot path; parsing runtime.Stack is paid once per
+// connection and once per Close instead.
 package goid
 
 import "runtime"
