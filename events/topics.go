@@ -12,7 +12,7 @@ type Topic uint8
 
 // The topics. Each has exactly one payload struct, named after it.
 const (
-	// TopicConnected fires once when a connection starts serving.
+	// TopicConnected fires once when a connection's handshake completed.
 	TopicConnected Topic = iota + 1
 	// TopicDisconnected fires once when a connection has closed.
 	TopicDisconnected
@@ -59,8 +59,9 @@ type Event interface {
 	isEvent()
 }
 
-// Connected is published when a connection starts serving, after its
-// handshake and before its first frame is read.
+// Connected is published once per connection, when its opening handshake
+// completed (Dial, Upgrade or Accept returns it), before anything else the
+// connection publishes.
 type Connected struct {
 	ConnID      string    // the connection's id
 	Client      bool      // true on the dialing side
