@@ -3,50 +3,14 @@ package core_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
 )
-
-// A *CloseError from a middleware is made fit for the wire: a code that may
-// not be sent becomes 1011, a long reason is cut on a rune boundary.
-func TestCloseErrorFromMiddlewareIsSanitised(t *testing.T) {
-	long := strings.Repeat("é", 100) // 200 bytes
-	cases := []struct {
-		name       string
-		err        *core.CloseError
-		wantCode   ws.StatusCode
-		wantReason string
-	}{
-		{"code 0", &core.CloseError{Code: 0, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
-		{"code 1005", &core.CloseError{Code: 1005, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
-		{"code 1006", &core.CloseError{Code: 1006, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
-		{"code 6000", &core.CloseError{Code: 6000, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
-		{"long reason", &core.CloseError{Code: 4000, Reason: long}, 4000, long[:122]},
-		{"bad UTF-8 reason", &core.CloseError{Code: 4000, Reason: "\xff\xfe"}, 4000, "invalid close reason"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			refuse := func(core.Handler) core.Handler {
-				return func(context.Context, core.Frame) error { return tc.err }
-			}
-			p := newRawPeer(t, &core.Upgrader{Config: core.Config{Inbound: core.NewChain(refuse)}})
-			p.send(t, masked(ws.NewTextFrame([]byte("hi"))))
-			code, reason := p.readClose(t)
-			if code != tc.wantCode || reason != tc.wantReason || !utf8.ValidString(reason) || len(reason) > 123 {
-				t.Fatalf("close frame %d %q, want %d %q", code, reason, tc.wantCode, tc.wantReason)
-			}
-			p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(code, ""))))
-			waitErr(t, p.serve)
-		})
-	}
-}
 
 // A middleware that returns a nil Handler is refused when the connection
 // is configured, and Chain.Then turns it into an error, not a panic.

@@ -239,8 +239,11 @@ func TestLimitIsInclusiveAndEarlierDataKept(t *testing.T) {
 }
 
 // A middleware's error closes the connection with the code it calls for,
-// and the reason on the wire never carries the error's internal text.
+// and the reason on the wire never carries the error's internal text. A
+// *CloseError is made fit for the wire: a code that may not be sent becomes
+// 1011, a long reason is cut on a rune boundary.
 func TestMiddlewareErrorClosesWithCode(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
 	cases := []struct {
 		name   string
 		err    error
@@ -251,6 +254,12 @@ func TestMiddlewareErrorClosesWithCode(t *testing.T) {
 		{"too big", core.ErrMessageTooBig, ws.StatusMessageTooBig, "message too big"},
 		{"explicit", &core.CloseError{Code: 4400, Reason: "bad request"}, 4400, "bad request"},
 		{"anything else", errors.New("db password=hunter2 failed"), ws.StatusInternalServerError, "internal error"},
+		{"explicit code 0", &core.CloseError{Code: 0, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
+		{"explicit code 1005", &core.CloseError{Code: 1005, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
+		{"explicit code 1006", &core.CloseError{Code: 1006, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
+		{"explicit code 6000", &core.CloseError{Code: 6000, Reason: "x"}, ws.StatusInternalServerError, "internal error"},
+		{"long reason", &core.CloseError{Code: 4000, Reason: long}, 4000, long[:122]},
+		{"reason not UTF-8", &core.CloseError{Code: 4000, Reason: "\xff\xfe"}, 4000, "invalid close reason"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
