@@ -457,6 +457,9 @@ func (c *Conn) finish(readErr error) {
 		cause := c.cause.(*CloseError)
 		c.mu.Unlock()
 		c.wmu.Lock() // the socket is closed: no writer holds this for long
+		if c.werr == nil {
+			c.werr = ErrClosed // later writes fail quietly: no event after Disconnected
+		}
 		for c.outEvents > 0 {
 			c.outEventsDone.Wait()
 		}

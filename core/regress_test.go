@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,5 +181,89 @@ func TestCloseTimerRacingTheAnswerIsConsistent(t *testing.T) {
 		}
 		unsub()
 		bus.Close()
+	}
+}
+
+type eventLog struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (l *eventLog) add(s string) { l.mu.Lock(); l.log = append(l.log, s); l.mu.Unlock() }
+
+func (l *eventLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.log...)
+}
+
+func recordAll(t *testing.T, b *events.Bus) *eventLog {
+	t.Helper()
+	l := &eventLog{}
+	for _, sub := range []func() (func(), error){
+		func() (func(), error) { return events.Subscribe(b, func(events.Connected) { l.add("connected") }) },
+		func() (func(), error) { return events.Subscribe(b, func(events.MessageOut) { l.add("out") }) },
+		func() (func(), error) { return events.Subscribe(b, func(e events.Error) { l.add("error") }) },
+		func() (func(), error) {
+			return events.Subscribe(b, func(events.Disconnected) { l.add("disconnected") })
+		},
+	} {
+		if _, err := sub(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// The peer drops TCP without a close frame; writes after that fail with
+// ErrClosed, never succeed, and publish nothing after Disconnected.
+func TestWritesAfterPeerVanishedFailQuietly(t *testing.T) {
+	bus := events.NewBus()
+	defer bus.Close()
+	l := recordAll(t, bus)
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Bus: bus}})
+	_ = p.nc.Close()
+	<-p.srv.Done()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if err := p.srv.WriteText(context.Background(), "late"); !errors.Is(err, core.ErrClosed) {
+					t.Errorf("Write after Done: %v, want ErrClosed", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	bus.Wait()
+	if got := l.snapshot(); got[len(got)-1] != "disconnected" {
+		t.Fatalf("events %v: Disconnected is not last", got)
+	}
+}
+
+// A writer stuck when Close's timer fires: its fatal Error comes before
+// Disconnected, every time.
+func TestStuckWriterErrorBeforeDisconnected(t *testing.T) {
+	for range 20 {
+		bus := events.NewBus()
+		l := recordAll(t, bus)
+		clock := clockwork.NewFakeClock()
+		p, writerDone := newStuckPeer(t, &core.Upgrader{Config: core.Config{Bus: bus, Clock: clock}})
+		closed := make(chan error, 1)
+		go func() { closed <- p.srv.Close(ws.StatusNormalClosure, "") }()
+		if err := clock.BlockUntilContext(testCtx(t), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(core.DefaultCloseTimeout)
+		waitErr(t, closed)
+		waitErr(t, writerDone)
+		<-p.srv.Done()
+		bus.Wait()
+		got := l.snapshot()
+		bus.Close()
+		if got[len(got)-1] != "disconnected" {
+			t.Fatalf("events %v: Disconnected is not last", got)
+		}
 	}
 }

@@ -85,14 +85,18 @@ func (c *Conn) writeData(ctx context.Context, f Frame) error {
 	}
 	if publish {
 		events.Publish(c.bus, events.MessageOut{ConnID: c.id, Op: f.Op, Payload: clone(f.Payload), At: c.clock.Now()})
-		c.wmu.Lock()
-		c.outEvents--
-		if c.outEvents == 0 {
-			c.outEventsDone.Broadcast()
-		}
-		c.wmu.Unlock()
+		c.eventDone()
 	}
 	return nil
+}
+
+func (c *Conn) eventDone() {
+	c.wmu.Lock()
+	c.outEvents--
+	if c.outEvents == 0 {
+		c.outEventsDone.Broadcast()
+	}
+	c.wmu.Unlock()
 }
 
 func clone(p []byte) []byte { return append([]byte(nil), p...) }
@@ -123,7 +127,7 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 	}
 	c.wmu.Lock()
 	var err error
-	if c.werr != nil || c.closeSent {
+	if c.werr != nil || c.closeSent || (!loop && c.stopping.Load()) {
 		err = errClosedForWrite
 	}
 	if err == nil {
@@ -146,12 +150,14 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 	if broken {
 		c.werr = err
 	}
-	if err == nil && publish {
-		c.outEvents++
+	if (err == nil && publish) || broken {
+		c.outEvents++ // a MessageOut, or writeFailed's Error, to come before Disconnected
 	}
 	c.wmu.Unlock()
 	if broken {
-		c.writeFailed(err)
+		c.publishError(fmt.Errorf("tether: write failed: %w", err), true)
+		c.eventDone() // before failHard: a finish on this goroutine waits for the count
+		c.failHard(err, false)
 		return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
 	}
 	return err

@@ -62,7 +62,8 @@ func TestHandlerPublishesAndSubscribes(t *testing.T) {
 	})
 	mustSub(t, b, func(e events.Error) { add("error:" + e.Err.Error()) })
 	events.Publish(b, events.Connected{ConnID: "x"})
-	b.Wait()
+	b.Wait() // Connected delivered; the handler had published its Error by then
+	b.Wait() // and that Error delivered
 	unsubLate()
 	events.Publish(b, events.Error{Err: errors.New("after")})
 	b.Wait()
