@@ -155,12 +155,18 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 	}
 	c.wmu.Unlock()
 	if broken {
-		c.publishError(fmt.Errorf("tether: write failed: %w", err), true)
-		c.eventDone() // before failHard: a finish on this goroutine waits for the count
-		c.failHard(err, false)
-		return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
+		return c.brokenWrite(err)
 	}
 	return err
+}
+
+// brokenWrite ends the connection after the socket refused a write whose
+// Error event writeFrame counted, so that Disconnected waits for it.
+func (c *Conn) brokenWrite(err error) error {
+	c.publishError(fmt.Errorf("tether: write failed: %w", err), true)
+	c.eventDone() // before failHard: a finish on this goroutine waits for the count
+	c.failHard(err, false)
+	return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
 }
 
 // writeFailed ends the connection after the socket refused a write.
