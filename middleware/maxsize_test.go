@@ -8,6 +8,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/middleware"
 )
 
@@ -44,14 +45,31 @@ func TestMaxSizeOutboundKeepsConnection(t *testing.T) {
 	echo := func(ctx context.Context, f core.Frame) error {
 		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
 	}
+	bus := events.NewBus()
+	defer bus.Close()
+	refusals := make(chan events.Error, 1)
+	unsub, err := events.Subscribe(bus, func(e events.Error) { refusals <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
 	c, _, _ := pair(t,
 		core.Config{Handler: echo},
-		core.Config{Outbound: core.NewChain(out), Handler: func(_ context.Context, f core.Frame) error {
+		core.Config{Bus: bus, Outbound: core.NewChain(out), Handler: func(_ context.Context, f core.Frame) error {
 			echoed <- string(f.Payload)
 			return nil
 		}})
 	if err := c.WriteText(context.Background(), "way too long"); !errors.Is(err, core.ErrMessageTooBig) {
 		t.Fatalf("outbound: %v", err)
+	}
+	bus.Wait()
+	select {
+	case e := <-refusals:
+		if e.Fatal || !errors.Is(e.Err, core.ErrMessageTooBig) {
+			t.Fatalf("Error event %+v, want a non-fatal ErrMessageTooBig", e)
+		}
+	default:
+		t.Fatal("the refusal published no Error event")
 	}
 	if err := c.WriteText(context.Background(), "short"); err != nil {
 		t.Fatalf("next write: %v", err)
