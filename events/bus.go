@@ -126,7 +126,9 @@ func Enabled[E Event](b *Bus) bool {
 func topicOf[E Event]() Topic {
 	var zero E
 	switch any(zero).(type) {
-	case Connected, Disconnected, MessageIn, MessageOut, Error:
+	case Connected, Disconnected, MessageIn, MessageOut, Error,
+		HeartbeatSent, PongReceived, HeartbeatMissed, HeartbeatTimeout,
+		ReconnectScheduled, ReconnectAttempt, Reconnected, GaveUp:
 		return zero.Topic()
 	}
 	return 0

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,11 +173,59 @@ func TestTopicNames(t *testing.T) {
 		}
 		seen[name] = true
 	}
-	if len(seen) != 5 {
+	if len(seen) != 13 {
 		t.Fatalf("%d topics", len(seen))
 	}
 	if events.Topic(0).String() != "tether.unknown" || events.Topic(200).String() != "tether.unknown" {
 		t.Fatal("out-of-range topic has a name")
+	}
+}
+
+// Every payload struct subscribes and publishes on its own topic, and
+// reaches only its own subscribers.
+func TestEveryPayloadHasItsTopic(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	var got []events.Topic
+	sub := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(e events.Event) { got = append(got, e.Topic()) }
+	_, err := events.Subscribe(b, func(e events.HeartbeatSent) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.PongReceived) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.HeartbeatMissed) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.HeartbeatTimeout) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.ReconnectScheduled) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.ReconnectAttempt) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.Reconnected) { record(e) })
+	sub(err)
+	_, err = events.Subscribe(b, func(e events.GaveUp) { record(e) })
+	sub(err)
+	events.Publish(b, events.GaveUp{})
+	events.Publish(b, events.Reconnected{})
+	events.Publish(b, events.ReconnectAttempt{})
+	events.Publish(b, events.ReconnectScheduled{})
+	events.Publish(b, events.HeartbeatTimeout{})
+	events.Publish(b, events.HeartbeatMissed{})
+	events.Publish(b, events.PongReceived{})
+	events.Publish(b, events.HeartbeatSent{})
+	events.Publish(b, events.Connected{}) // nobody subscribed: not delivered
+	b.Wait()
+	want := []events.Topic{
+		events.TopicGaveUp, events.TopicReconnected, events.TopicReconnectAttempt, events.TopicReconnectScheduled,
+		events.TopicHeartbeatTimeout, events.TopicHeartbeatMissed, events.TopicPongReceived, events.TopicHeartbeatSent,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
 	}
 }
 

@@ -22,6 +22,22 @@ const (
 	TopicMessageOut
 	// TopicError fires when an error is reported on a connection.
 	TopicError
+	// TopicHeartbeatSent fires when the heartbeat sent a ping.
+	TopicHeartbeatSent
+	// TopicPongReceived fires when the heartbeat saw the answer to its ping.
+	TopicPongReceived
+	// TopicHeartbeatMissed fires when a ping went unanswered within the timeout.
+	TopicHeartbeatMissed
+	// TopicHeartbeatTimeout fires when the heartbeat declared a connection dead.
+	TopicHeartbeatTimeout
+	// TopicReconnectScheduled fires when a reconnect attempt was scheduled.
+	TopicReconnectScheduled
+	// TopicReconnectAttempt fires when a reconnect attempt starts dialing.
+	TopicReconnectAttempt
+	// TopicReconnected fires when a reconnect attempt succeeded.
+	TopicReconnected
+	// TopicGaveUp fires when reconnecting stopped for good.
+	TopicGaveUp
 
 	topicEnd // one past the last topic; keep last
 )
@@ -32,6 +48,16 @@ var topicNames = [topicEnd]string{
 	TopicMessageIn:    "tether.message.in",
 	TopicMessageOut:   "tether.message.out",
 	TopicError:        "tether.error",
+
+	TopicHeartbeatSent:    "tether.heartbeat.sent",
+	TopicPongReceived:     "tether.heartbeat.pong",
+	TopicHeartbeatMissed:  "tether.heartbeat.missed",
+	TopicHeartbeatTimeout: "tether.heartbeat.timeout",
+
+	TopicReconnectScheduled: "tether.reconnect.scheduled",
+	TopicReconnectAttempt:   "tether.reconnect.attempt",
+	TopicReconnected:        "tether.reconnect.done",
+	TopicGaveUp:             "tether.reconnect.gaveup",
 }
 
 // String returns the topic's name, such as "tether.connected".
@@ -115,6 +141,84 @@ type Error struct {
 	At     time.Time
 }
 
+// HeartbeatSent is published when the heartbeat sent a ping on a
+// connection. Seq counts the pings of that connection from 1.
+type HeartbeatSent struct {
+	ConnID string
+	Seq    uint64
+	At     time.Time
+}
+
+// PongReceived is published when the answer to the heartbeat's ping
+// arrived. RTT is the time from the ping to its answer on the connection's
+// clock.
+type PongReceived struct {
+	ConnID string
+	Seq    uint64 // the ping answered
+	RTT    time.Duration
+	At     time.Time
+}
+
+// HeartbeatMissed is published when a ping went unanswered within the
+// heartbeat's timeout. Missed counts consecutive misses from 1; when it
+// exceeds the tolerated count, HeartbeatTimeout follows.
+type HeartbeatMissed struct {
+	ConnID string
+	Seq    uint64 // the ping that went unanswered
+	Missed int
+	At     time.Time
+}
+
+// HeartbeatTimeout is published when the heartbeat declared a connection
+// dead, just before it closes it. Err matches heartbeat.ErrTimeout. The
+// connection's Disconnected follows.
+type HeartbeatTimeout struct {
+	ConnID string
+	Missed int
+	Err    error
+	At     time.Time
+}
+
+// ReconnectScheduled is published when a client lost its connection (or
+// an attempt failed) and will try again after Delay. Attempt counts from 1
+// since the last successful connection; Cause is why the previous
+// connection or attempt ended.
+type ReconnectScheduled struct {
+	ClientID string
+	Attempt  int
+	Delay    time.Duration
+	Cause    error
+	At       time.Time
+}
+
+// ReconnectAttempt is published when a scheduled attempt starts dialing.
+type ReconnectAttempt struct {
+	ClientID string
+	Attempt  int
+	At       time.Time
+}
+
+// Reconnected is published when an attempt succeeded, after the connection's
+// Connected and after the client's on-reconnect hook ran, before queued
+// messages are flushed. Attempts is how many attempts it took; Downtime runs
+// from the loss of the previous connection.
+type Reconnected struct {
+	ClientID string
+	ConnID   string // the new connection
+	Attempts int
+	Downtime time.Duration
+	At       time.Time
+}
+
+// GaveUp is published once when a client stopped reconnecting: the policy
+// allows no further attempt, or the last error is not worth retrying.
+type GaveUp struct {
+	ClientID string
+	Attempts int
+	LastErr  error
+	At       time.Time
+}
+
 // Topic implements Event.
 func (Connected) Topic() Topic { return TopicConnected }
 
@@ -130,8 +234,41 @@ func (MessageOut) Topic() Topic { return TopicMessageOut }
 // Topic implements Event.
 func (Error) Topic() Topic { return TopicError }
 
+// Topic implements Event.
+func (HeartbeatSent) Topic() Topic { return TopicHeartbeatSent }
+
+// Topic implements Event.
+func (PongReceived) Topic() Topic { return TopicPongReceived }
+
+// Topic implements Event.
+func (HeartbeatMissed) Topic() Topic { return TopicHeartbeatMissed }
+
+// Topic implements Event.
+func (HeartbeatTimeout) Topic() Topic { return TopicHeartbeatTimeout }
+
+// Topic implements Event.
+func (ReconnectScheduled) Topic() Topic { return TopicReconnectScheduled }
+
+// Topic implements Event.
+func (ReconnectAttempt) Topic() Topic { return TopicReconnectAttempt }
+
+// Topic implements Event.
+func (Reconnected) Topic() Topic { return TopicReconnected }
+
+// Topic implements Event.
+func (GaveUp) Topic() Topic { return TopicGaveUp }
+
 func (Connected) isEvent()    {}
 func (Disconnected) isEvent() {}
 func (MessageIn) isEvent()    {}
 func (MessageOut) isEvent()   {}
 func (Error) isEvent()        {}
+
+func (HeartbeatSent) isEvent()      {}
+func (PongReceived) isEvent()       {}
+func (HeartbeatMissed) isEvent()    {}
+func (HeartbeatTimeout) isEvent()   {}
+func (ReconnectScheduled) isEvent() {}
+func (ReconnectAttempt) isEvent()   {}
+func (Reconnected) isEvent()        {}
+func (GaveUp) isEvent()             {}
