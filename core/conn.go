@@ -73,6 +73,7 @@ type Conn struct {
 	controlHandlers []ControlHandler
 	reading         atomic.Bool
 	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs
+	activity        atomic.Uint64 // inbound frames so far; see Activity
 
 	// Lifecycle, guarded by mu.
 	mu          sync.Mutex
@@ -86,6 +87,9 @@ type Conn struct {
 	finished    bool
 	done        chan struct{}
 	cancelServe context.CancelFunc // ends the handlers' and plugins' ctx; called once a close starts
+	emitting    int                // plugin events being published (Emit); Disconnected waits for them
+	emitDone    sync.Cond          // signalled when emitting drops to 0; L is &mu
+	values      []keyValue         // plugin state (SetValue)
 }
 
 var connSeq atomic.Uint64
@@ -118,6 +122,7 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 		done:         make(chan struct{}),
 	}
 	c.outEventsDone.L = &c.wmu
+	c.emitDone.L = &c.mu
 	c.lctx = &serveCtx{conn: c}
 	var err error
 	if c.in, err = cfg.Inbound.compose(c.publishIn(cfg.Handler)); err != nil {
@@ -444,6 +449,9 @@ func (c *Conn) finish(readErr error) {
 		c.closeSocket()
 		c.mu.Lock()
 		c.finished = true
+		for c.emitting > 0 {
+			c.emitDone.Wait()
+		}
 		if c.closeTimer != nil {
 			c.closeTimer.Stop()
 		}

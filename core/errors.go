@@ -52,6 +52,8 @@ var (
 	// ErrOriginNotAllowed: a server refused a handshake because of its
 	// Origin header (HTTP 403).
 	ErrOriginNotAllowed = errors.New("tether: origin not allowed")
+	// ErrAborted: the connection was ended by Abort without a cause.
+	ErrAborted = errors.New("tether: connection aborted")
 )
 
 // ProtocolError says how the peer violated RFC 6455. It matches ErrProtocol

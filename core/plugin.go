@@ -3,8 +3,11 @@ package core
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether/events"
 )
 
 // Plugin attaches behaviour to a connection without core knowing it: the
@@ -48,5 +51,140 @@ func (c *Conn) OnControl(h ControlHandler) error {
 		return fmt.Errorf("%w: control handlers are added from Plugin.Run, before the read loop starts", ErrAlreadyServing)
 	}
 	c.controlHandlers = append(c.controlHandlers, h)
+	return nil
+}
+
+// UseInbound wraps the connection's inbound chain in mw, which becomes the
+// outermost inbound middleware of this connection only. A plugin uses it to
+// see data messages before the application does, and to consume its own
+// (a text heartbeat never reaches the handler). Like OnControl it is meant
+// for Plugin.Run, and fails with ErrAlreadyServing once the read loop has
+// started. A nil mw, or one that returns a nil Handler, is an error.
+func (c *Conn) UseInbound(mw Middleware) error {
+	if mw == nil {
+		return fmt.Errorf("%w: nil Middleware", ErrInvalidConfig)
+	}
+	if c.reading.Load() {
+		return fmt.Errorf("%w: inbound middlewares are added from Plugin.Run, before the read loop starts", ErrAlreadyServing)
+	}
+	h := mw(c.in)
+	if h == nil {
+		return fmt.Errorf("%w: middleware returned a nil Handler", ErrInvalidConfig)
+	}
+	c.in = h
+	return nil
+}
+
+// WriteDirect sends one data message, op ws.OpText or ws.OpBinary, through
+// the connection's single writer like Write, but bypasses the outbound
+// middleware chain and publishes no MessageOut event: for a plugin's own
+// traffic (a text heartbeat), which is not the application's.
+func (c *Conn) WriteDirect(ctx context.Context, op ws.OpCode, p []byte) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	if op != ws.OpText && op != ws.OpBinary {
+		return fmt.Errorf("%w: opcode %d", ErrBadOpcode, op)
+	}
+	return c.writeFrame(ctx, op, p, false)
+}
+
+// Activity returns the number of frames received so far, data and control
+// alike. It only grows: a plugin that reads it twice learns whether the
+// peer sent anything in between, at the cost of one atomic add per frame
+// and no clock read.
+func (c *Conn) Activity() uint64 { return c.activity.Load() }
+
+// Abort ends the connection at once because of cause, without a close
+// handshake: for a peer known to be gone, such as one whose heartbeat
+// stopped. It publishes a fatal Error event and closes the socket, which
+// ends the read loop and unblocks any writer stuck on the socket; it does
+// not wait for that. The connection's cause becomes a *CloseError with code
+// 1006 (abnormal closure) wrapping cause (ErrAborted when cause is nil).
+//
+// If a close had already started, its cause is kept, the socket is closed
+// all the same, and Abort returns an error matching ErrClosed.
+func (c *Conn) Abort(cause error) error {
+	if cause == nil {
+		cause = ErrAborted
+	}
+	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause})
+	if first {
+		c.publishError(cause, true)
+	}
+	c.closeSocket()
+	if !serving {
+		c.finish(nil)
+	}
+	if !first {
+		return fmt.Errorf("%w: close already started", ErrClosed)
+	}
+	return nil
+}
+
+// Emit publishes e, an event about the connection, on its bus, so that it
+// is delivered before the connection's Disconnected. After the connection
+// finished (Disconnected was published), e is dropped and Emit returns
+// false. With no subscriber for E, Emit does nothing and allocates nothing.
+// Plugins use it for their own events; it never blocks on the socket.
+func Emit[E events.Event](c *Conn, e E) bool {
+	if c == nil || !events.Enabled[E](c.bus) {
+		return false
+	}
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return false
+	}
+	c.emitting++
+	c.mu.Unlock()
+	events.Publish(c.bus, e)
+	c.mu.Lock()
+	c.emitting--
+	if c.emitting == 0 {
+		c.emitDone.Broadcast()
+	}
+	c.mu.Unlock()
+	return true
+}
+
+type keyValue struct{ key, value any }
+
+// SetValue attaches plugin state to the connection under key, replacing
+// what was there; a nil value removes it. Keys follow the rules of
+// context.WithValue: use an unexported type of the plugin's own package so
+// that plugins cannot collide. A nil or incomparable key is an error
+// (ErrInvalidConfig). Safe for concurrent use.
+func (c *Conn) SetValue(key, value any) error {
+	if key == nil || !reflect.TypeOf(key).Comparable() {
+		return fmt.Errorf("%w: SetValue key must be comparable and not nil", ErrInvalidConfig)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, kv := range c.values {
+		if kv.key == key {
+			if value == nil {
+				c.values = append(c.values[:i], c.values[i+1:]...)
+			} else {
+				c.values[i].value = value
+			}
+			return nil
+		}
+	}
+	if value != nil {
+		c.values = append(c.values, keyValue{key, value})
+	}
+	return nil
+}
+
+// Value returns the plugin state attached under key with SetValue, or nil.
+func (c *Conn) Value(key any) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, kv := range c.values {
+		if kv.key == key {
+			return kv.value
+		}
+	}
 	return nil
 }
