@@ -1,0 +1,262 @@
+package heartbeat
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
+)
+
+// Heartbeat is the plugin. One value serves any number of connections,
+// each with its own state; it is safe for concurrent use and immutable.
+type Heartbeat struct {
+	cfg      Config
+	classify func(ws.OpCode, []byte) Kind
+}
+
+var _ core.Plugin = (*Heartbeat)(nil)
+
+// New returns a heartbeat plugin configured by cfg, or an error matching
+// core.ErrInvalidConfig that says which field is wrong.
+func New(cfg Config) (*Heartbeat, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Heartbeat{cfg: cfg}
+	if cfg.Mode == Text {
+		h.classify = classifier(cfg)
+	}
+	return h, nil
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (h *Heartbeat) Config() Config { return h.cfg }
+
+// Run implements core.Plugin: it arms the connection's heartbeat timer and,
+// in text mode, installs the inbound filter that consumes heartbeat
+// messages. It returns at once.
+func (h *Heartbeat) Run(ctx context.Context, c *core.Conn) error {
+	if h == nil || c == nil {
+		return fmt.Errorf("%w: nil heartbeat or connection", errConfig)
+	}
+	s := &state{h: h, c: c, ctx: ctx}
+	var err error
+	if h.cfg.Mode == Text {
+		err = c.UseInbound(s.inbound)
+	} else {
+		err = c.OnControl(s.control)
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.SetValue(stateKey{}, s); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.lastAct = c.Activity()
+	s.timer = c.Clock().AfterFunc(h.cfg.Interval, s.tick)
+	s.mu.Unlock()
+	context.AfterFunc(ctx, s.stop)
+	return nil
+}
+
+type stateKey struct{}
+
+// Stats is a snapshot of one connection's heartbeat.
+type Stats struct {
+	Sent     uint64        // pings sent
+	Answered uint64        // pings answered in time
+	Missed   int           // consecutive pings missed so far
+	RTT      time.Duration // round-trip time of the latest answered ping; 0 if none
+}
+
+// StatsOf returns the heartbeat's counters for c, and false if c runs no
+// heartbeat.
+func StatsOf(c *core.Conn) (Stats, bool) {
+	if c == nil {
+		return Stats{}, false
+	}
+	s, _ := c.Value(stateKey{}).(*state)
+	if s == nil {
+		return Stats{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Sent: s.seq, Answered: s.pongs, Missed: s.missed}
+	if rtt := s.rtt.Load(); rtt > 0 {
+		st.RTT = time.Duration(rtt - 1)
+	}
+	return st, true
+}
+
+// RTT returns the round-trip time of the latest answered ping on c, and
+// false if c has no heartbeat or no ping was answered yet.
+func RTT(c *core.Conn) (time.Duration, bool) {
+	if c == nil {
+		return 0, false
+	}
+	s, _ := c.Value(stateKey{}).(*state)
+	if s == nil {
+		return 0, false
+	}
+	rtt := s.rtt.Load()
+	return time.Duration(rtt - 1), rtt > 0
+}
+
+// state is one connection's heartbeat. The timer is its only activity: it
+// fires either when the next ping is due (awaiting false) or when the
+// outstanding ping's timeout passed (awaiting true), and only the timer's
+// callback re-arms it, so two callbacks never race for one step.
+type state struct {
+	h   *Heartbeat
+	c   *core.Conn
+	ctx context.Context // done when the connection starts closing
+
+	rtt atomic.Int64 // latest RTT + 1, so that 0 means none yet
+
+	mu       sync.Mutex
+	timer    clockwork.Timer
+	stopped  bool
+	awaiting bool      // a ping is outstanding
+	answered bool      // the outstanding ping was answered
+	sentAt   time.Time // when the outstanding ping was sent
+	seq      uint64    // pings sent
+	pongs    uint64    // pings answered
+	missed   int       // consecutive misses
+	lastAct  uint64    // c.Activity() at the last check
+}
+
+func (s *state) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+}
+
+// tick is the timer's callback.
+func (s *state) tick() {
+	cfg := &s.h.cfg
+	s.mu.Lock()
+	if s.stopped || s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	if s.awaiting {
+		// The outstanding ping's timeout passed.
+		s.awaiting = false
+		act := s.c.Activity()
+		alive := s.answered || (cfg.AnyFrame && act != s.lastAct)
+		s.lastAct = act
+		if alive {
+			s.missed = 0
+		} else {
+			s.missed++
+			seq, missed := s.seq, s.missed
+			core.Emit(s.c, events.HeartbeatMissed{ConnID: s.c.ID(), Seq: seq, Missed: missed, At: s.c.Clock().Now()})
+			if missed > cfg.MaxMissed {
+				s.stopped = true
+				s.mu.Unlock()
+				s.timeout(missed)
+				return
+			}
+		}
+		if rest := cfg.Interval - cfg.Timeout; rest > 0 {
+			s.timer.Reset(rest)
+			s.mu.Unlock()
+			return
+		}
+		// Timeout == Interval: the next ping is due now.
+	}
+
+	// The next ping is due.
+	if cfg.AnyFrame {
+		if act := s.c.Activity(); act != s.lastAct {
+			// The peer spoke during the interval: no ping needed.
+			s.lastAct = act
+			s.missed = 0
+			s.timer.Reset(cfg.Interval)
+			s.mu.Unlock()
+			return
+		}
+	}
+	s.seq++
+	s.awaiting, s.answered = true, false
+	s.sentAt = s.c.Clock().Now()
+	// Armed before the ping is written: a write stuck on a peer that stopped
+	// reading must not keep the timeout from firing (it aborts the
+	// connection, which releases the write).
+	s.timer.Reset(cfg.Timeout)
+	core.Emit(s.c, events.HeartbeatSent{ConnID: s.c.ID(), Seq: s.seq, At: s.sentAt})
+	s.mu.Unlock()
+
+	// A connection that started closing refuses the write: never a ping on
+	// a closing socket.
+	if cfg.Mode == Text {
+		_ = s.c.WriteDirect(s.ctx, ws.OpText, cfg.PingPayload)
+	} else {
+		_ = s.c.Ping(s.ctx, cfg.PingPayload)
+	}
+}
+
+func (s *state) timeout(missed int) {
+	cfg := &s.h.cfg
+	err := fmt.Errorf("%w: %d ping(s) unanswered within %v", ErrTimeout, missed, cfg.Timeout)
+	core.Emit(s.c, events.HeartbeatTimeout{ConnID: s.c.ID(), Missed: missed, Err: err, At: s.c.Clock().Now()})
+	_ = s.c.Abort(err)
+}
+
+// pong records the answer to the outstanding ping. It runs on the read
+// loop; any answer while a ping is outstanding counts, whatever its
+// payload (some peers answer with an empty pong).
+func (s *state) pong() {
+	s.mu.Lock()
+	if s.stopped || !s.awaiting || s.answered {
+		s.mu.Unlock()
+		return // unsolicited (RFC 6455 allows it) or a duplicate: proof of life for AnyFrame only
+	}
+	s.answered = true
+	s.pongs++
+	s.missed = 0
+	now := s.c.Clock().Now()
+	rtt := now.Sub(s.sentAt)
+	s.rtt.Store(int64(rtt) + 1)
+	core.Emit(s.c, events.PongReceived{ConnID: s.c.ID(), Seq: s.seq, RTT: rtt, At: now})
+	s.mu.Unlock()
+}
+
+// control observes inbound control frames in protocol mode.
+func (s *state) control(op ws.OpCode, _ []byte) {
+	if op == ws.OpPong {
+		s.pong()
+	}
+}
+
+// inbound is the text-mode filter, outermost on the inbound path: it
+// consumes heartbeat messages and answers the peer's pings.
+func (s *state) inbound(next core.Handler) core.Handler {
+	classify := s.h.classify
+	pong := s.h.cfg.PongPayload
+	return func(ctx context.Context, f core.Frame) error {
+		switch classify(f.Op, f.Payload) {
+		case Ping:
+			if err := s.c.WriteDirect(ctx, ws.OpText, pong); err != nil && !isClosed(err) {
+				return err
+			}
+			return nil
+		case Pong:
+			s.pong()
+			return nil
+		}
+		return next(ctx, f)
+	}
+}
