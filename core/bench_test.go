@@ -4,76 +4,18 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether/internal/memconn"
 )
 
-// memConn is an in-memory net.Conn for benchmarks: Read serves a stream of
-// identical masked client frames, n of them, then io.EOF; Write counts
-// calls and bytes and discards them. No syscalls: what is measured is the
-// per-frame CPU and allocation of the code above the socket.
-type memConn struct {
-	frame    []byte // one encoded frame
-	left     int    // frames still to serve
-	batch    int    // frames per Read: 1 = request/response, >1 = pipelined
-	pending  []byte // rest of a frame a short Read did not take
-	writes   atomic.Int64
-	nwritten atomic.Int64
+func newMemConn(payload int, n, batch int) *memconn.Frames {
+	return memconn.NewFrames(nil, payload, n, batch)
 }
-
-func newMemConn(payload int, n, batch int) *memConn {
-	f := ws.MaskFrame(ws.NewBinaryFrame(make([]byte, payload)))
-	bts, err := ws.CompileFrame(f)
-	if err != nil {
-		panic(err)
-	}
-	return &memConn{frame: bts, left: n, batch: batch}
-}
-
-func (m *memConn) Read(p []byte) (int, error) {
-	n := 0
-	if len(m.pending) > 0 {
-		n = copy(p, m.pending)
-		m.pending = m.pending[n:]
-		return n, nil
-	}
-	for i := 0; i < m.batch && m.left > 0 && n < len(p); i++ {
-		c := copy(p[n:], m.frame)
-		if c < len(m.frame) {
-			m.pending = m.frame[c:]
-		}
-		n += c
-		m.left--
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-func (m *memConn) Write(p []byte) (int, error) {
-	m.writes.Add(1)
-	m.nwritten.Add(int64(len(p)))
-	return len(p), nil
-}
-
-func (m *memConn) Close() error                     { return nil }
-func (m *memConn) LocalAddr() net.Addr              { return memAddr{} }
-func (m *memConn) RemoteAddr() net.Addr             { return memAddr{} }
-func (m *memConn) SetDeadline(time.Time) error      { return nil }
-func (m *memConn) SetReadDeadline(time.Time) error  { return nil }
-func (m *memConn) SetWriteDeadline(time.Time) error { return nil }
-
-type memAddr struct{}
-
-func (memAddr) Network() string { return "mem" }
-func (memAddr) String() string  { return "mem" }
 
 var benchSizes = []int{16, 1024, 16 << 10}
 
@@ -143,7 +85,7 @@ func benchRawEcho(b *testing.B, size, batch int) {
 	}
 	_ = bw.Flush()
 	b.StopTimer()
-	b.ReportMetric(float64(mc.writes.Load())/float64(b.N), "writes/frame")
+	b.ReportMetric(float64(mc.Writes())/float64(b.N), "writes/frame")
 }
 
 func benchTetherEcho(b *testing.B, size, batch int, chain Chain) {
@@ -159,10 +101,10 @@ func benchTetherEcho(b *testing.B, size, batch int, chain Chain) {
 	b.ResetTimer()
 	_ = c.Serve(context.Background()) // returns at io.EOF after b.N frames
 	b.StopTimer()
-	if got, want := mc.nwritten.Load(), int64(b.N)*int64(size); got < want {
+	if got, want := mc.Written(), int64(b.N)*int64(size); got < want {
 		b.Fatalf("echoed %d bytes, want at least %d", got, want)
 	}
-	b.ReportMetric(float64(mc.writes.Load())/float64(b.N), "writes/frame")
+	b.ReportMetric(float64(mc.Writes())/float64(b.N), "writes/frame")
 }
 
 func passThrough() Middleware {
@@ -227,7 +169,7 @@ func TestEchoAllocatesNothingPerFrame(t *testing.T) {
 		if n := after.Mallocs - before.Mallocs; n > 100 {
 			t.Errorf("%s: %d allocations for %d frames", sizeName(size), n, frames)
 		}
-		if got := mc.nwritten.Load(); got < frames*int64(size) {
+		if got := mc.Written(); got < frames*int64(size) {
 			t.Errorf("%s: echoed %d bytes", sizeName(size), got)
 		}
 	}

@@ -90,6 +90,7 @@ type Conn struct {
 	emitting    int                // plugin events being published (Emit); Disconnected waits for them
 	emitDone    sync.Cond          // signalled when emitting drops to 0; L is &mu
 	values      []keyValue         // plugin state (SetValue)
+	closeHooks  []func()           // OnClose; run once when the close starts
 }
 
 var connSeq atomic.Uint64
@@ -318,9 +319,9 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 // fires the socket is closed and the stuck write fails.
 func (c *Conn) beginClose(cause *CloseError) (first, serving bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	serving = c.serving
 	if c.closing {
+		c.mu.Unlock()
 		return false, serving
 	}
 	c.closing = true
@@ -329,6 +330,12 @@ func (c *Conn) beginClose(cause *CloseError) (first, serving bool) {
 	c.closeTimer = c.clock.AfterFunc(c.closeTimeout, c.closeTimedOut)
 	if c.cancelServe != nil {
 		c.cancelServe()
+	}
+	hooks := c.closeHooks
+	c.closeHooks = nil
+	c.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
 	}
 	return true, serving
 }
@@ -463,7 +470,12 @@ func (c *Conn) finish(readErr error) {
 			c.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: readErr}
 		}
 		cause := c.cause.(*CloseError)
+		hooks := c.closeHooks
+		c.closeHooks = nil
 		c.mu.Unlock()
+		for _, fn := range hooks {
+			fn()
+		}
 		c.wmu.Lock() // the socket is closed: no writer holds this for long
 		if c.werr == nil {
 			c.werr = ErrClosed // later writes fail quietly: no event after Disconnected

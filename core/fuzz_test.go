@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether/internal/memconn"
 )
 
 // streamConn is a net.Conn whose Read serves a fixed byte stream, then
@@ -22,8 +24,8 @@ type streamConn struct {
 func (s *streamConn) Read(p []byte) (int, error)         { return s.r.Read(p) }
 func (s *streamConn) Write(p []byte) (int, error)        { return len(p), nil }
 func (s *streamConn) Close() error                       { return nil }
-func (s *streamConn) LocalAddr() net.Addr                { return memAddr{} }
-func (s *streamConn) RemoteAddr() net.Addr               { return memAddr{} }
+func (s *streamConn) LocalAddr() net.Addr                { return memconn.Addr{} }
+func (s *streamConn) RemoteAddr() net.Addr               { return memconn.Addr{} }
 func (s *streamConn) SetDeadline(t time.Time) error      { return nil }
 func (s *streamConn) SetReadDeadline(t time.Time) error  { return nil }
 func (s *streamConn) SetWriteDeadline(t time.Time) error { return nil }

@@ -54,6 +54,29 @@ func (c *Conn) OnControl(h ControlHandler) error {
 	return nil
 }
 
+// OnClose registers fn to run once, when the connection starts closing
+// (whoever starts it: Close, the peer, an error, Abort, a lost socket),
+// after the plugins' ctx was cancelled. It runs on the goroutine that
+// started the close, with no connection lock held, and must not block. It
+// is the cheap way for a plugin to stop its timer: one entry in a slice,
+// where context.AfterFunc costs a few hundred bytes per connection. If the
+// close already started, fn runs at once on the caller's goroutine. A nil
+// fn is an error.
+func (c *Conn) OnClose(fn func()) error {
+	if fn == nil {
+		return fmt.Errorf("%w: nil OnClose func", ErrInvalidConfig)
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		fn()
+		return nil
+	}
+	c.closeHooks = append(c.closeHooks, fn)
+	c.mu.Unlock()
+	return nil
+}
+
 // UseInbound wraps the connection's inbound chain in mw, which becomes the
 // outermost inbound middleware of this connection only. A plugin uses it to
 // see data messages before the application does, and to consume its own
