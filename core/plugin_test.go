@@ -206,3 +206,37 @@ func TestValues(t *testing.T) {
 		t.Fatal("incomparable key found something")
 	}
 }
+
+// OnClose hooks run once when the close starts, whoever starts it; one
+// registered after that runs at once.
+func TestOnClose(t *testing.T) {
+	for name, closeIt := range map[string]func(p *rawPeer){
+		"local Close": func(p *rawPeer) {
+			go func() { _ = p.srv.Close(ws.StatusNormalClosure, "") }()
+			p.readClose(t)
+			p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "")))) // answered: no wait for the timeout
+		},
+		"peer close":  func(p *rawPeer) { p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "")))) },
+		"lost socket": func(p *rawPeer) { p.nc.Close() },
+		"abort":       func(p *rawPeer) { _ = p.srv.Abort(nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			calls := make(chan string, 4)
+			plugin := core.PluginFunc(func(_ context.Context, c *core.Conn) error {
+				return c.OnClose(func() { calls <- "hook" })
+			})
+			p := newRawPeer(t, &core.Upgrader{Config: core.Config{Plugins: []core.Plugin{plugin}}})
+			closeIt(p)
+			<-p.srv.Done()
+			if len(calls) != 1 {
+				t.Fatalf("hook ran %d times", len(calls))
+			}
+			if err := p.srv.OnClose(func() { calls <- "late" }); err != nil || len(calls) != 2 {
+				t.Fatalf("late hook: %v, %d calls", err, len(calls))
+			}
+			if err := p.srv.OnClose(nil); !errors.Is(err, core.ErrInvalidConfig) {
+				t.Fatalf("nil hook: %v", err)
+			}
+		})
+	}
+}
