@@ -15,8 +15,9 @@
 // elapsed since the connection was lost, and asks Policy.Next for the next
 // delay. One Policy is safe to share between any number of clients.
 //
-// Nothing here reads a clock or starts a goroutine: waiting is the reconnect
-// loop's job, on the injected clock.
+// Policies read no clock. Loop is the reconnect loop: it waits on the
+// injected clock (a clockwork.FakeClock in tests), tries, and publishes the
+// reconnect events (events.ReconnectScheduled, ReconnectAttempt, GaveUp).
 //
 // Every constructor and option validates its input and returns an error
 // matching ErrInvalidPolicy (test with errors.Is); none panics.
