@@ -9,6 +9,7 @@ import (
 
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
 )
 
 // Option configures tether. Options are applied in order; a later option
@@ -17,8 +18,9 @@ import (
 type Option func(*settings)
 
 type settings struct {
-	cfg  core.Config
-	errs []error
+	cfg    core.Config
+	errs   []error
+	client clientSettings // used by Dial only
 }
 
 func (s *settings) fail(format string, args ...any) {
@@ -30,21 +32,29 @@ func (s *settings) fail(format string, args ...any) {
 // same options shares, with one clock and one bus. An invalid option makes
 // it return an error matching core.ErrInvalidConfig.
 func NewConfig(opts ...Option) (core.Config, error) {
-	var s settings
+	s, err := newSettings(opts)
+	if err != nil {
+		return core.Config{}, err
+	}
+	return s.cfg, nil
+}
+
+func newSettings(opts []Option) (*settings, error) {
+	s := &settings{client: defaultClientSettings()}
 	for _, o := range opts {
 		if o == nil {
 			s.fail("nil Option")
 			continue
 		}
-		o(&s)
+		o(s)
 	}
 	if len(s.errs) > 0 {
-		return core.Config{}, errors.Join(s.errs...)
+		return nil, errors.Join(s.errs...)
 	}
 	if s.cfg.Clock == nil {
 		s.cfg.Clock = clockwork.NewRealClock()
 	}
-	return s.cfg, nil
+	return s, nil
 }
 
 // WithClock sets the clock every timing reads: close handshakes, and the
@@ -105,6 +115,22 @@ func WithPlugin(ps ...core.Plugin) Option {
 			}
 		}
 		s.cfg.Plugins = append(s.cfg.Plugins[:len(s.cfg.Plugins):len(s.cfg.Plugins)], ps...)
+	}
+}
+
+// WithHeartbeat adds the heartbeat plugin configured by cfg (see package
+// heartbeat; the zero Config pings every 30 s and declares the peer dead
+// after 10 s without an answer). On a client, a heartbeat timeout is a
+// reason to reconnect. An invalid cfg is reported by the function that
+// takes the options.
+func WithHeartbeat(cfg heartbeat.Config) Option {
+	return func(s *settings) {
+		hb, err := heartbeat.New(cfg)
+		if err != nil {
+			s.errs = append(s.errs, err)
+			return
+		}
+		s.cfg.Plugins = append(s.cfg.Plugins[:len(s.cfg.Plugins):len(s.cfg.Plugins)], hb)
 	}
 }
 

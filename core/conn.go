@@ -300,14 +300,8 @@ func addrString(a net.Addr) string {
 // reason at most 123 bytes of valid UTF-8; otherwise Close returns an error
 // and the connection stays open.
 func (c *Conn) Close(code ws.StatusCode, reason string) error {
-	if !validSendCode(code) {
-		return fmt.Errorf("%w: %d", ErrBadCloseCode, code)
-	}
-	if len(reason) > maxControlPayload-2 {
-		return fmt.Errorf("%w: close reason of %d bytes", ErrControlTooBig, len(reason))
-	}
-	if !utf8.ValidString(reason) {
-		return fmt.Errorf("%w: close reason", ErrInvalidUTF8)
+	if err := CheckClose(code, reason); err != nil {
+		return err
 	}
 	return c.closeWith(code, reason, nil, true)
 }

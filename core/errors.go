@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -181,6 +182,23 @@ func (e *HandshakeError) Error() string {
 // 408, 429).
 func (e *HandshakeError) Temporary() bool {
 	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
+}
+
+// CheckClose reports whether code and reason make a close frame that may be
+// sent: code 1000-1003, 1007-1014 or 3000-4999 (else ErrBadCloseCode), and
+// reason at most 123 bytes (else ErrControlTooBig) of valid UTF-8 (else
+// ErrInvalidUTF8). Close checks this; wrappers that close later check first.
+func CheckClose(code ws.StatusCode, reason string) error {
+	if !validSendCode(code) {
+		return fmt.Errorf("%w: %d", ErrBadCloseCode, code)
+	}
+	if len(reason) > maxControlPayload-2 {
+		return fmt.Errorf("%w: close reason of %d bytes", ErrControlTooBig, len(reason))
+	}
+	if !utf8.ValidString(reason) {
+		return fmt.Errorf("%w: close reason", ErrInvalidUTF8)
+	}
+	return nil
 }
 
 // validSendCode reports whether code may be sent in a close frame (RFC 6455

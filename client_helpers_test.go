@@ -1,0 +1,292 @@
+package tether_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
+)
+
+const testTimeout = 10 * time.Second
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout) // wall time: a guard against hangs, never reached when tests pass
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var t0 = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+
+// backend is a WebSocket server over loopback TCP whose behaviour a test
+// switches at any moment: accept, refuse the handshake with an HTTP status,
+// accept without ever reading (a mute peer); drop or close every live
+// connection; stop and restart on the same port. It records what it
+// received and the headers of each handshake.
+type backend struct {
+	t    *testing.T
+	addr string
+
+	mu      sync.Mutex
+	ln      net.Listener
+	srv     *http.Server
+	refuse  int  // HTTP status to refuse handshakes with; 0 accepts
+	mute    bool // accept, but never read
+	conns   []*core.Conn
+	got     []string      // messages received, in order
+	gotCh   chan string   // the same, as they come
+	arrived chan struct{} // one per connection registered
+	headers []http.Header // of every handshake accepted or refused
+	wg      sync.WaitGroup
+}
+
+func newBackend(t *testing.T) *backend {
+	t.Helper()
+	b := &backend{t: t, gotCh: make(chan string, 1024), arrived: make(chan struct{}, 1024)}
+	b.start("127.0.0.1:0")
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *backend) url() string { return "ws://" + b.addr + "/ws" }
+
+func (b *backend) start(addr string) {
+	b.t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.ln, b.addr = ln, ln.Addr().String()
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serveHTTP)}
+	srv := b.srv
+	b.mu.Unlock()
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); _ = srv.Serve(ln) }()
+}
+
+// stop closes the listener and every connection, as a server that died.
+func (b *backend) stop() {
+	b.mu.Lock()
+	srv := b.srv
+	b.srv = nil
+	b.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	b.abortAll()
+	b.wg.Wait()
+}
+
+// restart brings the server back on the same port.
+func (b *backend) restart() { b.start(b.addr) }
+
+func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	b.headers = append(b.headers, r.Header.Clone())
+	refuse, mute := b.refuse, b.mute
+	b.mu.Unlock()
+	if refuse != 0 {
+		http.Error(w, http.StatusText(refuse), refuse)
+		return
+	}
+	up := &core.Upgrader{Config: core.Config{Handler: func(_ context.Context, f core.Frame) error {
+		b.mu.Lock()
+		b.got = append(b.got, string(f.Payload))
+		b.mu.Unlock()
+		b.gotCh <- string(f.Payload)
+		return nil
+	}}}
+	c, err := up.Upgrade(w, r)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	b.conns = append(b.conns, c)
+	b.mu.Unlock()
+	b.arrived <- struct{}{}
+	if mute {
+		<-c.Done() // never reads: no pong, no close answer
+		return
+	}
+	_ = c.Serve(context.Background())
+}
+
+func (b *backend) set(refuse int, mute bool) {
+	b.mu.Lock()
+	b.refuse, b.mute = refuse, mute
+	b.mu.Unlock()
+}
+
+// drop aborts the live connection, waiting for the server to have it:
+// the client sees the socket die without a close frame (1006).
+func (b *backend) drop() {
+	b.t.Helper()
+	b.await()
+	b.abortAll()
+}
+
+// await waits until the server registered the connection a client just
+// opened: the client's Connected can come before the server's handler ran.
+func (b *backend) await() {
+	b.t.Helper()
+	select {
+	case <-b.arrived:
+	case <-time.After(testTimeout): // wall time: hang guard only
+		b.t.Fatal("no connection arrived at the server")
+	}
+}
+
+func (b *backend) abortAll() {
+	b.mu.Lock()
+	conns := b.conns
+	b.conns = nil
+	b.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Abort(fmt.Errorf("backend: dropped"))
+	}
+}
+
+// closeAll closes every live connection with code.
+func (b *backend) closeAll(code ws.StatusCode, reason string) {
+	b.await()
+	b.mu.Lock()
+	conns := b.conns
+	b.conns = nil
+	b.mu.Unlock()
+	for _, c := range conns {
+		go func() { _ = c.Close(code, reason) }()
+	}
+}
+
+func (b *backend) handshakes() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.headers)
+}
+
+func (b *backend) header(i int) http.Header {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.headers[i]
+}
+
+// next waits for the next message the server received.
+func (b *backend) next() string {
+	b.t.Helper()
+	select {
+	case m := <-b.gotCh:
+		return m
+	case <-time.After(testTimeout): // wall time: hang guard only
+		b.t.Fatal("the server received nothing")
+		return ""
+	}
+}
+
+// recorder subscribes to every lifecycle event of clients and records them
+// as lines with their simulated time since t0.
+type recorder struct {
+	t  *testing.T
+	ch chan string
+	mu sync.Mutex
+	// all lines, in order
+	log []string
+}
+
+func newRecorder(t *testing.T, bus *events.Bus) *recorder {
+	r := &recorder{t: t, ch: make(chan string, 1024)}
+	at := func(ts time.Time) string { return ts.Sub(t0).String() }
+	add := func(s string) {
+		r.mu.Lock()
+		r.log = append(r.log, s)
+		r.mu.Unlock()
+		r.ch <- s
+	}
+	sub := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := events.Subscribe(bus, func(e events.Connected) { add("connected " + e.ConnID + " @" + at(e.At)) })
+	sub(err)
+	_, err = events.Subscribe(bus, func(e events.Disconnected) {
+		add(fmt.Sprintf("disconnected %s %d @%s", e.ConnID, e.Code, at(e.At)))
+	})
+	sub(err)
+	_, err = events.Subscribe(bus, func(e events.ReconnectScheduled) {
+		add(fmt.Sprintf("scheduled #%d in %v @%s", e.Attempt, e.Delay, at(e.At)))
+	})
+	sub(err)
+	_, err = events.Subscribe(bus, func(e events.ReconnectAttempt) { add(fmt.Sprintf("attempt #%d @%s", e.Attempt, at(e.At))) })
+	sub(err)
+	_, err = events.Subscribe(bus, func(e events.Reconnected) {
+		add(fmt.Sprintf("reconnected %s after %d, down %v @%s", e.ConnID, e.Attempts, e.Downtime, at(e.At)))
+	})
+	sub(err)
+	_, err = events.Subscribe(bus, func(e events.GaveUp) {
+		add(fmt.Sprintf("gave up after %d @%s: %v", e.Attempts, at(e.At), e.LastErr))
+	})
+	sub(err)
+	_, err = events.Subscribe(bus, func(e events.HeartbeatTimeout) { add("heartbeat timeout " + e.ConnID + " @" + at(e.At)) })
+	sub(err)
+	return r
+}
+
+// expect waits for the next event and checks that it starts with want.
+func (r *recorder) expect(want string) string {
+	r.t.Helper()
+	select {
+	case got := <-r.ch:
+		if !strings.HasPrefix(got, want) {
+			r.t.Fatalf("event %q, want %q", got, want)
+		}
+		return got
+	case <-time.After(testTimeout): // wall time: hang guard only
+		r.t.Fatalf("no event, want %q", want)
+		return ""
+	}
+}
+
+// quiet checks that nothing else was published.
+func (r *recorder) quiet(bus *events.Bus) {
+	r.t.Helper()
+	bus.Wait()
+	select {
+	case got := <-r.ch:
+		r.t.Fatalf("unexpected event %q", got)
+	default:
+	}
+}
+
+// sim is a fake clock, a bus and a recorder.
+type sim struct {
+	clock *clockwork.FakeClock
+	bus   *events.Bus
+	rec   *recorder
+	t     *testing.T
+}
+
+func newSim(t *testing.T) *sim {
+	bus := events.NewBus()
+	t.Cleanup(bus.Close)
+	return &sim{clock: clockwork.NewFakeClockAt(t0), bus: bus, rec: newRecorder(t, bus), t: t}
+}
+
+// wait advances the clock by d once a timer is armed (the retry loop's
+// wait: the caller has seen its ReconnectScheduled event).
+func (s *sim) wait(d time.Duration) {
+	s.t.Helper()
+	if err := s.clock.BlockUntilContext(testCtx(s.t), 1); err != nil {
+		s.t.Fatalf("no timer armed: %v", err)
+	}
+	s.clock.Advance(d)
+}
