@@ -30,9 +30,14 @@ var (
 	// sent; Unsent returns them.
 	ErrUnsent = errors.New("tether: messages accepted but never sent")
 	// ErrClientClosed is the cause of a client ended by its own Close. It
-	// matches core.ErrClosed.
-	ErrClientClosed = fmt.Errorf("%w: client closed by Close", core.ErrClosed)
+	// matches core.ErrClosed too.
+	ErrClientClosed error = clientClosed{}
 )
+
+type clientClosed struct{}
+
+func (clientClosed) Error() string        { return "tether: client closed by Close" }
+func (clientClosed) Is(target error) bool { return target == core.ErrClosed }
 
 // Client is a WebSocket connection that survives reconnects: when its
 // connection is lost for a reason the classifier deems retryable (see

@@ -12,8 +12,10 @@
 //   - events: typed lifecycle events (connected, disconnected, messages,
 //     errors) over github.com/asaskevich/EventBus, delivered in order, with
 //     no deadlock when a handler publishes.
-//   - heartbeat and retry (plugins, coming next): ping every 30 s and
-//     declare a silent peer dead; reconnect after 1, 2, 4, 8, 16 s.
+//   - heartbeat: a plugin that pings every 30 s and declares a silent peer
+//     dead after 10 s, on either side.
+//   - retry: backoff policies with jitter, and the reconnect loop, on the
+//     injected clock: reconnect after 1, 2, 4, 8, 16 s.
 //
 // This package is the facade. Its options push ONE clock
 // (github.com/jonboulle/clockwork) and ONE bus into every module, so that a
@@ -27,4 +29,15 @@
 //
 // On the server side, Handler serves every upgraded connection on its
 // request's goroutine, which becomes the connection's only reader.
+//
+// On the client side, Dial returns a Client: a connection that survives
+// reconnects. When its connection is lost for a reason worth retrying
+// (Retryable), it reconnects on the retry policy's schedule, runs the
+// on-reconnect hook, and sends what was queued meanwhile, in order:
+//
+//	c, err := tether.Dial(ctx, "wss://example.com/ws",
+//		tether.WithHeartbeat(heartbeat.Config{}), // a heartbeat timeout is a reason to reconnect
+//		tether.WithHandler(onMessage))
+//	err = c.SendText(ctx, "hello")
+//	err = c.Close(ws.StatusNormalClosure, "bye") // never reconnects
 package tether
