@@ -36,17 +36,18 @@ type backend struct {
 	t    *testing.T
 	addr string
 
-	mu      sync.Mutex
-	ln      net.Listener
-	srv     *http.Server
-	refuse  int  // HTTP status to refuse handshakes with; 0 accepts
-	mute    bool // accept, but never read
-	conns   []*core.Conn
-	got     []string      // messages received, in order
-	gotCh   chan string   // the same, as they come
-	arrived chan struct{} // one per connection registered
-	headers []http.Header // of every handshake accepted or refused
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	ln       net.Listener
+	srv      *http.Server
+	refuse   int  // HTTP status to refuse handshakes with; 0 accepts
+	mute     bool // accept, but never read
+	conns    []*core.Conn
+	got      []string       // messages received, in order
+	gotCh    chan string    // the same, as they come
+	arrived  chan struct{}  // one per connection registered
+	headers  []http.Header  // of every handshake accepted or refused
+	wg       sync.WaitGroup // the Serve goroutines
+	handlers sync.WaitGroup // the handlers
 }
 
 func newBackend(t *testing.T) *backend {
@@ -85,12 +86,15 @@ func (b *backend) stop() {
 	}
 	b.abortAll()
 	b.wg.Wait()
+	b.handlers.Wait()
 }
 
 // restart brings the server back on the same port.
 func (b *backend) restart() { b.start(b.addr) }
 
 func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	b.handlers.Add(1) // http.Server.Close does not wait for hijacked connections' handlers
+	defer b.handlers.Done()
 	b.mu.Lock()
 	b.headers = append(b.headers, r.Header.Clone())
 	refuse, mute := b.refuse, b.mute
@@ -135,14 +139,29 @@ func (b *backend) drop() {
 	b.abortAll()
 }
 
-// await waits until the server registered the connection a client just
-// opened: the client's Connected can come before the server's handler ran.
+// await waits until the server holds a live connection: the client's
+// Connected can come before the server's handler registered its side.
 func (b *backend) await() {
 	b.t.Helper()
-	select {
-	case <-b.arrived:
-	case <-time.After(testTimeout): // wall time: hang guard only
-		b.t.Fatal("no connection arrived at the server")
+	for {
+		b.mu.Lock()
+		live := false
+		for _, c := range b.conns {
+			select {
+			case <-c.Done():
+			default:
+				live = true
+			}
+		}
+		b.mu.Unlock()
+		if live {
+			return
+		}
+		select {
+		case <-b.arrived:
+		case <-time.After(testTimeout): // wall time: hang guard only
+			b.t.Fatal("no connection arrived at the server")
+		}
 	}
 }
 

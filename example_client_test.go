@@ -69,7 +69,7 @@ func ExampleDial() {
 	mu.Unlock()
 	fmt.Println(<-timeline)
 	_ = c.SendText(ctx, "sent while down") // queued
-	_ = clock.BlockUntilContext(ctx, 1)   // the client waits on the clock
+	_ = clock.BlockUntilContext(ctx, 1)    // the client waits on the clock
 	clock.Advance(time.Second)
 	fmt.Println(<-timeline)
 	fmt.Println("echo:", <-echoes)

@@ -15,15 +15,13 @@ import (
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
 )
 
 // The whole stack on a fake clock: a server built with tether.Handler and
 // one clock closes a connection whose peer never answers the close frame,
 // after exactly the configured close timeout of simulated time, and the
 // Disconnected event carries the simulated timestamp. No wall-clock wait.
-//
-// (The heartbeat's 30 s and the retry's 1-2-4-8-16 s schedule will run here
-// the same way once those plugins land.)
 func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := clockwork.NewFakeClockAt(start)
@@ -79,5 +77,55 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	}
 	if !errors.Is(e.Err, core.ErrCloseTimeout) {
 		t.Fatalf("Disconnected.Err = %v", e.Err)
+	}
+}
+
+// The recipe on a fake clock, end to end: a client with the default
+// heartbeat and retry. Pings at 30 s and 60 s are answered; the server
+// drops the connection at 70 s; the client reconnects 1 s later to a
+// server that has stopped answering; its ping at 1m41s goes unanswered, the
+// connection is declared dead at 1m51s, and the client reconnects again
+// 1 s later. Minutes of simulated time, no wall-clock wait.
+func TestHeartbeatTimeoutThenReconnectOnFakeClock(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	pongs := make(chan time.Duration, 8)
+	if _, err := events.Subscribe(s.bus, func(e events.PongReceived) { pongs <- e.At.Sub(t0) }); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s, b.url(), tether.WithHeartbeat(heartbeat.Config{}))
+	s.rec.expect("connected k.1 @0s")
+	for _, step := range []struct{ wait, at time.Duration }{{30 * time.Second, 30 * time.Second}, {20 * time.Second, time.Minute}} {
+		s.wait(step.wait) // to the ping
+		select {
+		case got := <-pongs:
+			if got != step.at {
+				t.Fatalf("pong at %v, want %v", got, step.at)
+			}
+		case <-time.After(testTimeout): // wall time: hang guard only
+			t.Fatalf("no pong for the ping at %v", step.at)
+		}
+		s.wait(10 * time.Second) // the timeout check: answered
+	}
+	b.set(0, true) // from now on the server never reads
+	b.drop()
+	s.rec.expect("disconnected k.1 1006 @1m10s")
+	s.rec.expect("scheduled #1 in 1s @1m10s")
+	s.wait(time.Second)
+	s.rec.expect("attempt #1 @1m11s")
+	s.rec.expect("connected k.2 @1m11s")
+	s.rec.expect("reconnected k.2 after 1, down 1s @1m11s")
+	s.wait(30 * time.Second) // ping at 1m41s, never answered
+	s.wait(10 * time.Second) // declared dead at 1m51s
+	s.rec.expect("heartbeat timeout k.2 @1m51s")
+	s.rec.expect("disconnected k.2 1006 @1m51s")
+	s.rec.expect("scheduled #1 in 1s @1m51s")
+	b.set(0, false)
+	s.wait(time.Second)
+	s.rec.expect("attempt #1 @1m52s")
+	s.rec.expect("connected k.3 @1m52s")
+	s.rec.expect("reconnected k.3 after 1, down 1s @1m52s")
+	if c.Err() != nil {
+		t.Fatalf("client ended: %v", c.Err())
 	}
 }
