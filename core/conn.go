@@ -307,11 +307,14 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 }
 
 // beginClose records cause as the reason the connection ends, if no close
-// has started yet, and then arms the close timer and stops the plugins. The
-// timer is armed before any close frame is written, so that a writer stuck
-// on a peer that stopped reading cannot hold a close forever: when the timer
-// fires the socket is closed and the stuck write fails.
-func (c *Conn) beginClose(cause *CloseError) (first, serving bool) {
+// has started yet, and then arms the close timer, stops the plugins and runs
+// the OnClose hooks. The timer is armed before any close frame is written,
+// so that a writer stuck on a peer that stopped reading cannot hold a close
+// forever: when the timer fires the socket is closed and the stuck write
+// fails. report, if set, is published as a fatal Error event once the hooks
+// ran. Until then finish waits (the emitting count): the hooks' effects and
+// the Error come before Disconnected and before Done.
+func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool) {
 	c.mu.Lock()
 	serving = c.serving
 	if c.closing {
@@ -327,18 +330,38 @@ func (c *Conn) beginClose(cause *CloseError) (first, serving bool) {
 	}
 	hooks := c.closeHooks
 	c.closeHooks = nil
+	held := !c.finished
+	if held {
+		c.emitting++
+	}
 	c.mu.Unlock()
 	for _, fn := range hooks {
 		fn()
 	}
+	if report != nil {
+		c.publishError(report, true)
+	}
+	if held {
+		c.releaseEmit()
+	}
 	return true, serving
+}
+
+// releaseEmit ends what Emit or beginClose counted in emitting.
+func (c *Conn) releaseEmit() {
+	c.mu.Lock()
+	c.emitting--
+	if c.emitting == 0 {
+		c.emitDone.Broadcast()
+	}
+	c.mu.Unlock()
 }
 
 // closeWith starts a close handshake initiated by this side. cause, if set,
 // is the error behind it. With wait, it waits until the connection is done
 // (unless called on the read loop).
 func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error, wait bool) error {
-	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause})
+	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause}, nil)
 	if !first {
 		if wait && !c.onReadLoop() {
 			<-c.done
@@ -430,9 +453,12 @@ func (c *Conn) failHard(err error, sendCode bool) {
 		code, reason := wireClose(code, closeReasonOf(err, code))
 		cause = &CloseError{Code: code, Reason: reason, Err: err}
 	}
-	first, serving := c.beginClose(cause)
+	var report error
+	if sendCode {
+		report = err
+	}
+	first, serving := c.beginClose(cause, report)
 	if first && sendCode {
-		c.publishError(err, true)
 		_ = c.writeClose(code, cause.Reason)
 	}
 	c.closeSocket()
@@ -450,7 +476,14 @@ func (c *Conn) finish(readErr error) {
 		c.closeSocket()
 		c.mu.Lock()
 		c.finished = true
-		for c.emitting > 0 {
+		if c.cause == nil { // lost without a close: no beginClose ran, and none can now
+			c.closing = true
+			c.stopping.Store(true)
+			c.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: readErr}
+		}
+		hooks := c.closeHooks
+		c.closeHooks = nil
+		for c.emitting > 0 { // plugin events and a beginClose's hooks in flight
 			c.emitDone.Wait()
 		}
 		if c.closeTimer != nil {
@@ -459,13 +492,7 @@ func (c *Conn) finish(readErr error) {
 		if c.cancelServe != nil {
 			c.cancelServe()
 		}
-		if c.cause == nil {
-			c.closing = true
-			c.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: readErr}
-		}
 		cause := c.cause.(*CloseError)
-		hooks := c.closeHooks
-		c.closeHooks = nil
 		c.mu.Unlock()
 		for _, fn := range hooks {
 			fn()

@@ -57,7 +57,8 @@ func (c *Conn) OnControl(h ControlHandler) error {
 // OnClose registers fn to run once, when the connection starts closing
 // (whoever starts it: Close, the peer, an error, Abort, a lost socket),
 // after the plugins' ctx was cancelled. It runs on the goroutine that
-// started the close, with no connection lock held, and must not block. It
+// started the close, with no connection lock held, and must not block; the
+// connection's Disconnected and Done wait for it. It
 // is the cheap way for a plugin to stop its timer: one entry in a slice,
 // where context.AfterFunc costs a few hundred bytes per connection. If the
 // close already started, fn runs at once on the caller's goroutine. A nil
@@ -131,10 +132,7 @@ func (c *Conn) Abort(cause error) error {
 	if cause == nil {
 		cause = ErrAborted
 	}
-	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause})
-	if first {
-		c.publishError(cause, true)
-	}
+	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause}, cause)
 	c.closeSocket()
 	if !serving {
 		c.finish(nil)
@@ -162,12 +160,7 @@ func Emit[E events.Event](c *Conn, e E) bool {
 	c.emitting++
 	c.mu.Unlock()
 	events.Publish(c.bus, e)
-	c.mu.Lock()
-	c.emitting--
-	if c.emitting == 0 {
-		c.emitDone.Broadcast()
-	}
-	c.mu.Unlock()
+	c.releaseEmit()
 	return true
 }
 

@@ -240,3 +240,36 @@ func TestOnClose(t *testing.T) {
 		})
 	}
 }
+
+// Found in review. Abort's fatal Error could be delivered after
+// Disconnected when the socket died at the same moment; it is now
+// published while the connection's end waits for it. Racy by nature:
+// repeated to make the window likely.
+func TestAbortErrorComesBeforeDisconnected(t *testing.T) {
+	for range 50 {
+		bus := events.NewBus()
+		var mu sync.Mutex
+		var got []string
+		add := func(s string) { mu.Lock(); got = append(got, s); mu.Unlock() }
+		u1, _ := events.Subscribe(bus, func(events.Error) { add("error") })
+		u2, _ := events.Subscribe(bus, func(events.Disconnected) { add("disconnected") })
+		p := newRawPeer(t, &core.Upgrader{Config: core.Config{Bus: bus}})
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); <-start; p.nc.Close() }()
+		close(start)
+		_ = p.srv.Abort(errors.New("dead"))
+		wg.Wait()
+		<-p.srv.Done()
+		bus.Wait()
+		mu.Lock()
+		if len(got) == 0 || got[len(got)-1] != "disconnected" {
+			t.Fatalf("events %v: Disconnected is not last", got)
+		}
+		mu.Unlock()
+		u1()
+		u2()
+		bus.Close()
+	}
+}

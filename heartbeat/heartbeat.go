@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -36,8 +37,14 @@ func New(cfg Config) (*Heartbeat, error) {
 	return h, nil
 }
 
-// Config returns the configuration in use, defaults filled in.
-func (h *Heartbeat) Config() Config { return h.cfg }
+// Config returns the configuration in use, defaults filled in (the zero
+// Config for a nil Heartbeat).
+func (h *Heartbeat) Config() Config {
+	if h == nil {
+		return Config{}
+	}
+	return h.cfg
+}
 
 // Run implements core.Plugin: it arms the connection's heartbeat timer and,
 // in text mode, installs the inbound filter that consumes heartbeat
@@ -45,6 +52,9 @@ func (h *Heartbeat) Config() Config { return h.cfg }
 func (h *Heartbeat) Run(ctx context.Context, c *core.Conn) error {
 	if h == nil || c == nil {
 		return fmt.Errorf("%w: nil heartbeat or connection", errConfig)
+	}
+	if h.cfg.Interval <= 0 || h.cfg.Timeout <= 0 {
+		return fmt.Errorf("%w: a Heartbeat must be made by New", errConfig)
 	}
 	s := &state{h: h, c: c}
 	var err error
@@ -108,7 +118,7 @@ func RTT(c *core.Conn) (time.Duration, bool) {
 // outstanding ping's timeout passed (awaiting true), and only the timer's
 // callback re-arms it, so two callbacks never race for one step.
 //
-// It is kept small (112 bytes on 64-bit platforms, TestStateSize): one per
+// It is kept small (104 bytes on 64-bit platforms, TestStateSize): one per
 // connection.
 type state struct {
 	h        *Heartbeat
@@ -147,7 +157,8 @@ func (s *state) tick() {
 		// The outstanding ping's timeout passed.
 		s.awaiting = false
 		act := s.c.Activity()
-		alive := s.answered || (cfg.AnyFrame && act != s.lastAct)
+		spoke := cfg.AnyFrame && act != s.lastAct
+		alive := s.answered || spoke
 		s.lastAct = act
 		if alive {
 			s.missed = 0
@@ -162,7 +173,11 @@ func (s *state) tick() {
 				return
 			}
 		}
-		if rest := cfg.Interval - cfg.Timeout; rest > 0 {
+		rest := cfg.Interval - cfg.Timeout
+		if rest == 0 && spoke {
+			rest = cfg.Interval // the peer spoke during the interval: no ping needed
+		}
+		if rest > 0 {
 			s.timer.Reset(rest)
 			s.mu.Unlock()
 			return
@@ -189,13 +204,22 @@ func (s *state) tick() {
 	// connection, which releases the write).
 	s.timer.Reset(cfg.Timeout)
 	core.Emit(s.c, events.HeartbeatSent{ConnID: s.c.ID(), Seq: s.seq, At: s.sentAt})
+
+	seq := s.seq
 	s.mu.Unlock()
 
 	// A connection that started closing refuses the write: never a ping on
 	// a closing socket.
-	if cfg.Mode == Text {
+	switch {
+	case cfg.Mode == Text:
 		_ = s.c.WriteDirect(context.Background(), ws.OpText, cfg.PingPayload)
-	} else {
+	case len(cfg.PingPayload) == 0:
+		// The ping carries its number, so that a late pong is not taken
+		// for the answer to a later ping.
+		var p [8]byte
+		binary.BigEndian.PutUint64(p[:], seq)
+		_ = s.c.Ping(context.Background(), p[:])
+	default:
 		_ = s.c.Ping(context.Background(), cfg.PingPayload)
 	}
 }
@@ -208,11 +232,12 @@ func (s *state) timeout(missed int) {
 }
 
 // pong records the answer to the outstanding ping. It runs on the read
-// loop; any answer while a ping is outstanding counts, whatever its
-// payload (some peers answer with an empty pong).
-func (s *state) pong() {
+// loop. seq is the ping a protocol pong names in its payload, or 0 when it
+// names none: then any answer while a ping is outstanding counts (some
+// peers answer with an empty pong; text pongs carry no number).
+func (s *state) pong(seq uint64) {
 	s.mu.Lock()
-	if s.stopped || !s.awaiting || s.answered {
+	if s.stopped || !s.awaiting || s.answered || (seq != 0 && seq != s.seq) {
 		s.mu.Unlock()
 		return // unsolicited (RFC 6455 allows it) or a duplicate: proof of life for AnyFrame only
 	}
@@ -227,10 +252,15 @@ func (s *state) pong() {
 }
 
 // control observes inbound control frames in protocol mode.
-func (s *state) control(op ws.OpCode, _ []byte) {
-	if op == ws.OpPong {
-		s.pong()
+func (s *state) control(op ws.OpCode, p []byte) {
+	if op != ws.OpPong {
+		return
 	}
+	var seq uint64
+	if len(p) == 8 && len(s.h.cfg.PingPayload) == 0 {
+		seq = binary.BigEndian.Uint64(p)
+	}
+	s.pong(seq)
 }
 
 // inbound is the text-mode filter, outermost on the inbound path: it
@@ -246,7 +276,7 @@ func (s *state) inbound(next core.Handler) core.Handler {
 			}
 			return nil
 		case Pong:
-			s.pong()
+			s.pong(0)
 			return nil
 		}
 		return next(ctx, f)

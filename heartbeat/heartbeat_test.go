@@ -25,9 +25,9 @@ func TestPingsEveryIntervalAndPongResetsTheWatch(t *testing.T) {
 	s.step(30*time.Second, 1)
 	for i, at := range []string{"30s", "1m0s", "1m30s"} {
 		s.expect("c sent #" + itoa(i+1) + " @" + at)
-		p.expectFrame(t, ws.OpPing, "")
+		p.expectPing(t)
 		s.step(250*time.Millisecond, 1) // the pong takes a quarter second
-		p.send(t, ws.OpPong, "")
+		p.send(t, ws.OpPong, p.lastPing)
 		s.expect("c pong #" + itoa(i+1) + " rtt=250ms @" + at[:len(at)-1] + ".25s")
 		if rtt, ok := heartbeat.RTT(c); !ok || rtt != 250*time.Millisecond {
 			t.Fatalf("RTT = %v, %v", rtt, ok)
@@ -54,7 +54,7 @@ func TestNoPongClosesWithErrTimeout(t *testing.T) {
 	s.settle(1)
 	s.step(30*time.Second, 1)
 	s.expect("c sent #1 @30s")
-	p.expectFrame(t, ws.OpPing, "")
+	p.expectPing(t)
 	s.step(10*time.Second-time.Nanosecond, 1)
 	s.quiet()
 	if c.Err() != nil {
@@ -96,14 +96,14 @@ func TestAnyFrameCountsAsProofOfLife(t *testing.T) {
 	s.quiet()                 // no ping at 30, 60, 90 or 120 s
 	s.step(30*time.Second, 1) // 150 s: silent for a whole interval
 	s.expect("c sent #1 @2m30s")
-	p.expectFrame(t, ws.OpPing, "")
+	p.expectPing(t)
 	s.step(5*time.Second, 1)
 	say("not a pong, but alive") // answers the ping
 	s.step(5*time.Second, 1)     // 160 s: nothing missed
 	s.quiet()
 	s.step(20*time.Second, 1) // 180 s: the message at 155 s is older than the last check
 	s.expect("c sent #2 @3m0s")
-	p.expectFrame(t, ws.OpPing, "")
+	p.expectPing(t)
 	s.clock.Advance(10 * time.Second)
 	s.expect("c missed #2 (1) @3m10s")
 	s.expect("c timeout (1) @3m10s")
@@ -124,7 +124,7 @@ func TestMaxMissedToleratesConsecutiveMisses(t *testing.T) {
 	ping := func(want string) {
 		t.Helper()
 		s.expect(want)
-		p.expectFrame(t, ws.OpPing, "")
+		p.expectPing(t)
 	}
 	s.step(30*time.Second, 1)
 	ping("c sent #1 @30s")
@@ -132,7 +132,7 @@ func TestMaxMissedToleratesConsecutiveMisses(t *testing.T) {
 	s.expect("c missed #1 (1) @40s") // tolerated
 	s.step(20*time.Second, 1)
 	ping("c sent #2 @1m0s")
-	p.send(t, ws.OpPong, "")
+	p.send(t, ws.OpPong, p.lastPing)
 	s.expect("c pong #2 rtt=0s @1m0s")
 	s.step(10*time.Second, 1)
 	s.step(20*time.Second, 1)
@@ -163,7 +163,7 @@ func TestStaleTimerNeverFiresOnANewConnection(t *testing.T) {
 	s.settle(1)
 	s.step(30*time.Second, 1)
 	s.expect("a sent #1 @30s")
-	pa.expectFrame(t, ws.OpPing, "")
+	pa.expectPing(t)
 	// The peer closes a while its ping is outstanding.
 	pa.send(t, ws.OpClose, string(ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
 	pa.expectFrame(t, ws.OpClose, string(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
@@ -182,7 +182,7 @@ func TestStaleTimerNeverFiresOnANewConnection(t *testing.T) {
 	}
 	s.step(20*time.Second, 1) // b's first ping, 30 s after it connected
 	s.expect("b sent #1 @1m0s")
-	pb.expectFrame(t, ws.OpPing, "")
+	pb.expectPing(t)
 	s.quiet()
 	if _, _, err := pa.tryRead(); err == nil {
 		t.Fatal("a sent a frame after it closed")
@@ -198,13 +198,13 @@ func TestServerDropsAClientThatStoppedAnswering(t *testing.T) {
 	s.settle(1)
 	s.step(30*time.Second, 1)
 	s.expect("s sent #1 @30s")
-	p.expectFrame(t, ws.OpPing, "")
-	p.send(t, ws.OpPong, "")
+	p.expectPing(t)
+	p.send(t, ws.OpPong, p.lastPing)
 	s.expect("s pong #1 rtt=0s @30s")
 	s.step(10*time.Second, 1)
 	s.step(20*time.Second, 1)
 	s.expect("s sent #2 @1m0s")
-	p.expectFrame(t, ws.OpPing, "") // read, but never answered: the client vanished
+	p.expectPing(t) // read, but never answered: the client vanished
 	s.clock.Advance(10 * time.Second)
 	s.expect("s missed #2 (1) @1m10s")
 	s.expect("s timeout (1) @1m10s")

@@ -139,9 +139,21 @@ func mustHB(t *testing.T, cfg heartbeat.Config) *heartbeat.Heartbeat {
 // peer is a raw WebSocket endpoint over loopback TCP, written with gobwas/ws
 // alone: it does only what a test tells it (answer or not, stop reading).
 type peer struct {
-	nc     net.Conn
-	br     *bufio.Reader
-	client bool // it masks what it sends
+	nc       net.Conn
+	br       *bufio.Reader
+	client   bool   // it masks what it sends
+	lastPing string // payload of the last ping read: what a pong echoes
+}
+
+// expectPing reads the next frame, checks that it is a ping, and keeps its
+// payload for the pong.
+func (p *peer) expectPing(t *testing.T) {
+	t.Helper()
+	op, payload := p.read(t)
+	if op != ws.OpPing {
+		t.Fatalf("peer read %v %q, want a ping", op, payload)
+	}
+	p.lastPing = payload
 }
 
 // send writes one frame.

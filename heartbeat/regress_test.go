@@ -1,0 +1,87 @@
+package heartbeat_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/heartbeat"
+)
+
+// Found in review. With AnyFrame and Timeout == Interval, a busy
+// connection was pinged every interval once one ping had gone out.
+func TestAnyFrameWithTimeoutEqualToInterval(t *testing.T) {
+	s := newSim(t)
+	hb := mustHB(t, heartbeat.Config{AnyFrame: true, Interval: 30 * time.Second, Timeout: 30 * time.Second})
+	got := make(chan string, 16)
+	handler := func(_ context.Context, f core.Frame) error { got <- string(f.Payload); return nil }
+	_, p, _ := dialRaw(t, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Handler: handler, Plugins: []core.Plugin{hb}})
+	s.settle(1)
+	s.step(30*time.Second, 1) // a silent first interval: ping #1
+	s.expect("c sent #1 @30s")
+	p.expectPing(t)
+	for range 3 { // then busy: a message every 10 s, never a ping
+		for range 2 {
+			s.step(10*time.Second, 1)
+			p.send(t, ws.OpText, "busy")
+			<-got
+		}
+		s.step(10*time.Second, 1)
+		s.quiet()
+	}
+}
+
+// Found in review. A late pong was taken for the answer to the next ping,
+// with that ping's number and a wrong RTT; the real answer was then
+// dropped. Pings now carry their number.
+func TestLatePongIsNotTheNextPingsAnswer(t *testing.T) {
+	s := newSim(t)
+	hb := mustHB(t, heartbeat.Config{MaxMissed: 1})
+	_, p, _ := dialRaw(t, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Plugins: []core.Plugin{hb}})
+	s.settle(1)
+	s.step(30*time.Second, 1)
+	s.expect("c sent #1 @30s")
+	p.expectPing(t)
+	first := p.lastPing
+	s.step(10*time.Second, 1)
+	s.expect("c missed #1 (1) @40s")
+	s.step(20*time.Second, 1)
+	s.expect("c sent #2 @1m0s")
+	p.expectPing(t)
+	s.step(100*time.Millisecond, 1)
+	p.send(t, ws.OpPong, first) // ping #1's pong, 30 s late: ignored
+	s.step(100*time.Millisecond, 1)
+	p.send(t, ws.OpPong, p.lastPing)
+	s.expect("c pong #2 rtt=200ms @1m0.2s")
+	// A peer that answers with an empty pong is still understood.
+	s.step(10*time.Second-200*time.Millisecond, 1)
+	s.step(20*time.Second, 1)
+	s.expect("c sent #3 @1m30s")
+	p.expectPing(t)
+	p.send(t, ws.OpPong, "")
+	s.expect("c pong #3 rtt=0s @1m30s")
+}
+
+// Found in review. A Heartbeat not made by New (the zero value) aborted
+// every connection at once; it is now refused with an error, and a nil
+// one's Config does not panic.
+func TestZeroHeartbeatIsRefused(t *testing.T) {
+	var hb heartbeat.Heartbeat
+	_, p, done := dialRaw(t, core.Config{ID: "c", Plugins: []core.Plugin{&hb}})
+	if op, _ := p.read(t); op != ws.OpClose {
+		t.Fatalf("peer read %v, want the close frame", op)
+	}
+	p.send(t, ws.OpClose, "") // answered: no wait for the close timeout
+	err := waitErr(t, done)
+	if !errors.Is(err, core.ErrInvalidConfig) || errors.Is(err, heartbeat.ErrTimeout) {
+		t.Fatalf("Serve = %v", err)
+	}
+	var h *heartbeat.Heartbeat
+	if h.Config().Interval != 0 {
+		t.Fatal("nil Config")
+	}
+}
