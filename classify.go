@@ -30,17 +30,11 @@ func Retryable(err error) bool {
 	if err == nil {
 		return true
 	}
-	switch {
-	case errors.Is(err, heartbeat.ErrTimeout), errors.Is(err, core.ErrHandshakeTimeout):
+	if errors.Is(err, heartbeat.ErrTimeout) || errors.Is(err, core.ErrHandshakeTimeout) {
 		return true
-	case errors.Is(err, context.Canceled),
-		errors.Is(err, core.ErrBadURL), errors.Is(err, core.ErrInvalidConfig):
-		return false
 	}
-	var he *core.HandshakeError
-	if errors.As(err, &he) {
-		return he.Temporary()
-	}
+	// A connection's end says why by its close code, whatever error it
+	// wraps (a handler's own cancelled context is no reason to give up).
 	var ce *core.CloseError
 	if errors.As(err, &ce) {
 		switch ce.Code {
@@ -49,6 +43,13 @@ func Retryable(err error) bool {
 			return false
 		}
 		return true
+	}
+	var he *core.HandshakeError
+	if errors.As(err, &he) {
+		return he.Temporary()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, core.ErrBadURL) || errors.Is(err, core.ErrInvalidConfig) {
+		return false
 	}
 	var (
 		verr *tls.CertificateVerificationError

@@ -51,6 +51,7 @@ func TestRetryableClassifier(t *testing.T) {
 		{"bad URL", fmt.Errorf("%w: scheme", core.ErrBadURL), false},
 		{"unknown CA", x509.UnknownAuthorityError{}, false},
 		{"cancelled", context.Canceled, false},
+		{"1011 wrapping a handler's cancelled ctx", closeErr(ws.StatusInternalServerError, context.Canceled), true},
 	} {
 		if got := tether.Retryable(tc.err); got != tc.want {
 			t.Errorf("%s: Retryable = %v, want %v", tc.name, got, tc.want)
@@ -95,7 +96,7 @@ func TestClientHookFailureCountsAsFailedAttempt(t *testing.T) {
 	s.wait(1e9)
 	s.rec.expect("attempt #1")
 	s.rec.expect("connected k.2")
-	s.rec.expect("disconnected k.2 1006")
+	s.rec.expect("disconnected k.2 1011") // closed with "reconnect hook failed"
 	s.rec.expect("scheduled #2 in 2s")
 	s.wait(2e9)
 	s.rec.expect("attempt #2")

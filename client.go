@@ -82,16 +82,19 @@ type Client struct {
 	hookID atomic.Uint64  // goroutine id of the after-reconnect goroutine, while it runs
 	hook   sync.WaitGroup // the after-reconnect goroutine of the current connection
 
-	mu       sync.Mutex
-	cur      *core.Conn // the current connection; nil while reconnecting
-	live     *core.Conn // cur once its queue was flushed: Sends write to it directly
-	queue    []core.Frame
-	qbytes   int
-	closed   bool // Close was called
-	ended    bool
-	err      error // why the client ended
-	unsent   []core.Frame
-	hookErrs map[*core.Conn]bool // connections whose on-reconnect hook failed
+	mu          sync.Mutex
+	cur         *core.Conn // the current connection; nil while reconnecting
+	live        *core.Conn // cur once its queue was flushed: Sends write to it directly
+	queue       []core.Frame
+	qbytes      int
+	closed      bool // Close was called
+	ended       bool
+	err         error // why the client ended
+	unsent      []core.Frame
+	ready       *core.Conn // the last connection that got through its hook and flush: it worked
+	dying       *core.Conn // the last connection that started closing
+	closeCode   ws.StatusCode
+	closeReason string
 }
 
 var clientSeq atomic.Uint64
@@ -117,13 +120,12 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	}
 	cs := s.client
 	c := &Client{
-		id:       cs.id,
-		url:      rawURL,
-		clock:    s.cfg.Clock,
-		bus:      s.cfg.Bus,
-		cs:       cs,
-		done:     make(chan struct{}),
-		hookErrs: map[*core.Conn]bool{},
+		id:    cs.id,
+		url:   rawURL,
+		clock: s.cfg.Clock,
+		bus:   s.cfg.Bus,
+		cs:    cs,
+		done:  make(chan struct{}),
 	}
 	if c.id == "" {
 		c.id = "k" + strconv.FormatUint(clientSeq.Add(1), 10)
@@ -159,9 +161,11 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	}
 	c.mu.Lock()
 	c.cur, c.live = conn, conn // nothing can be queued yet: Dial has not returned
+	c.ready = conn
 	c.mu.Unlock()
 	c.watch(conn)
-	go c.run(conn, attempt)
+	_ = attempt // the first connection is not a reconnect, however many attempts it took: no hook, no Reconnected
+	go c.run(conn, 0)
 	return c, nil
 }
 
@@ -190,6 +194,7 @@ func (c *Client) watch(conn *core.Conn) {
 		if c.live == conn {
 			c.live = nil
 		}
+		c.dying = conn
 		c.mu.Unlock()
 	})
 }
@@ -213,8 +218,8 @@ func (c *Client) run(conn *core.Conn, attempt int) {
 		c.mu.Lock()
 		c.cur, c.live = nil, nil
 		closed := c.closed
-		hookFailed := c.hookErrs[conn]
-		delete(c.hookErrs, conn)
+		worked := c.ready == conn
+		c.ready = nil
 		c.mu.Unlock()
 		if closed {
 			c.end(ErrClientClosed)
@@ -225,8 +230,11 @@ func (c *Client) run(conn *core.Conn, attempt int) {
 			return
 		}
 		first := 1
-		if hookFailed || (attempt > 0 && c.clock.Since(connectedAt) < c.stableAfter) {
-			first = attempt + 1 // the counter is not reset: that connection did not really work
+		if !worked || (attempt > 0 && c.clock.Since(connectedAt) < c.stableAfter) {
+			// The counter is not reset: that connection did not really work
+			// (its hook failed, or it died before the queue was flushed, or
+			// it did not stay up for StableAfter).
+			first = attempt + 1
 		}
 		lostAt = c.clock.Now()
 		var next *core.Conn
@@ -244,8 +252,9 @@ func (c *Client) run(conn *core.Conn, attempt int) {
 		}
 		c.mu.Lock()
 		if c.closed { // Close came while the winning dial completed
+			code, reason := c.closeCode, c.closeReason
 			c.mu.Unlock()
-			_ = next.Close(ws.StatusNormalClosure, "")
+			_ = next.Close(code, reason)
 			c.end(ErrClientClosed)
 			return
 		}
@@ -267,14 +276,15 @@ func (c *Client) afterReconnect(conn *core.Conn, attempt int, lostAt time.Time) 
 	_ = conn.OnClose(cancel)
 	if c.cs.onReconnect != nil {
 		if err := c.cs.onReconnect(ctx, conn); err != nil {
-			c.mu.Lock()
-			c.hookErrs[conn] = true
-			c.mu.Unlock()
-			_ = conn.Abort(fmt.Errorf("tether: on-reconnect hook: %w", err))
+			// The attempt failed after all: the counter goes on (ready is
+			// not set), and the server is told why.
+			_ = conn.Close(ws.StatusInternalServerError, "reconnect hook failed")
 			return
 		}
 	}
-	events.Publish(c.bus, events.Reconnected{
+	// Emit, not Publish: it comes before this connection's Disconnected, or
+	// not at all if the connection already ended.
+	core.Emit(conn, events.Reconnected{
 		ClientID: c.id, ConnID: conn.ID(), Attempts: attempt, Downtime: c.clock.Since(lostAt), At: c.clock.Now(),
 	})
 	c.flush(conn)
@@ -286,12 +296,12 @@ func (c *Client) afterReconnect(conn *core.Conn, attempt int, lostAt time.Time) 
 func (c *Client) flush(conn *core.Conn) {
 	for {
 		c.mu.Lock()
-		if c.cur != conn || c.ended {
+		if c.cur != conn || c.ended || c.dying == conn {
 			c.mu.Unlock()
 			return
 		}
 		if len(c.queue) == 0 {
-			c.live = conn
+			c.live, c.ready = conn, conn
 			c.mu.Unlock()
 			return
 		}
@@ -347,13 +357,14 @@ func (c *Client) Send(ctx context.Context, op ws.OpCode, p []byte) error {
 		return fmt.Errorf("%w: opcode %d", core.ErrBadOpcode, op)
 	}
 	c.mu.Lock()
-	if conn := c.live; conn != nil && !c.closed && !c.ended {
+	for conn := c.live; conn != nil && !c.closed && !c.ended; conn = c.live {
 		c.mu.Unlock()
 		err := conn.Write(ctx, op, p)
 		if err == nil || !errors.Is(err, core.ErrClosed) {
 			return err
 		}
-		// The connection is going away: the message waits for the next one.
+		// The connection is going away: the message goes to the next live
+		// one if there already is one, else waits in the queue for it.
 		c.mu.Lock()
 		if c.live == conn {
 			c.live = nil
@@ -410,10 +421,20 @@ func (c *Client) Close(code ws.StatusCode, reason string) error {
 	}
 	c.mu.Lock()
 	if c.closed || c.ended {
+		closed, n := c.closed, len(c.unsent)
 		c.mu.Unlock()
-		return fmt.Errorf("%w: already closed", core.ErrClosed)
+		if closed {
+			return fmt.Errorf("%w: already closed", core.ErrClosed)
+		}
+		<-c.done
+		err := fmt.Errorf("%w: the client had ended: %w", core.ErrClosed, c.Err())
+		if n > 0 {
+			err = errors.Join(err, fmt.Errorf("%w: %d message(s); see Unsent", ErrUnsent, n))
+		}
+		return err
 	}
 	c.closed = true
+	c.closeCode, c.closeReason = code, reason
 	conn := c.cur
 	c.live = nil
 	c.mu.Unlock()

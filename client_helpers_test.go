@@ -165,6 +165,14 @@ func (b *backend) await() {
 	}
 }
 
+// liveConns returns the server's connections now.
+func (b *backend) liveConns() []*core.Conn {
+	b.await()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*core.Conn(nil), b.conns...)
+}
+
 func (b *backend) abortAll() {
 	b.mu.Lock()
 	conns := b.conns

@@ -3,6 +3,7 @@ package tether
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -121,8 +122,8 @@ func WithPlugin(ps ...core.Plugin) Option {
 // WithHeartbeat adds the heartbeat plugin configured by cfg (see package
 // heartbeat; the zero Config pings every 30 s and declares the peer dead
 // after 10 s without an answer). On a client, a heartbeat timeout is a
-// reason to reconnect. An invalid cfg is reported by the function that
-// takes the options.
+// reason to reconnect. A later WithHeartbeat replaces an earlier one. An
+// invalid cfg is reported by the function that takes the options.
 func WithHeartbeat(cfg heartbeat.Config) Option {
 	return func(s *settings) {
 		hb, err := heartbeat.New(cfg)
@@ -130,7 +131,13 @@ func WithHeartbeat(cfg heartbeat.Config) Option {
 			s.errs = append(s.errs, err)
 			return
 		}
-		s.cfg.Plugins = append(s.cfg.Plugins[:len(s.cfg.Plugins):len(s.cfg.Plugins)], hb)
+		plugins := slices.Clone(s.cfg.Plugins)
+		if i := slices.IndexFunc(plugins, func(p core.Plugin) bool { _, ok := p.(*heartbeat.Heartbeat); return ok }); i >= 0 {
+			plugins[i] = hb // a second WithHeartbeat replaces the first: one heartbeat per connection
+		} else {
+			plugins = append(plugins, hb)
+		}
+		s.cfg.Plugins = plugins
 	}
 }
 

@@ -168,12 +168,13 @@ func TestLoopGivesUpOnAPermanentError(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Advance(time.Second)
-	if err := <-done; !errors.Is(err, denied) {
+	err = <-done
+	var gu *retry.GaveUpError
+	if !errors.Is(err, denied) || !errors.As(err, &gu) || gu.Attempts != 1 { // one attempt made, refused for good
 		t.Fatalf("Run = %v", err)
 	}
-	var gu *retry.GaveUpError
-	if !errors.As(err, &gu) || gu.Attempts != 0 {
-		t.Fatalf("GaveUpError %+v", gu)
+	if got := s.events(); len(got) != 4 || got[3] != "gave up after 1 @1s (401)" {
+		t.Fatalf("events %q", got)
 	}
 }
 

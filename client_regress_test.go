@@ -1,0 +1,149 @@
+package tether_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/core"
+)
+
+type directKey struct{}
+
+// Found in review. A Send whose write on the old connection failed with
+// ErrClosed after the next connection had already flushed its queue stayed
+// queued, overtaken by later Sends. It now goes to the live connection.
+func TestClientSendRacingAReconnectIsNotStranded(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	direct := make(chan struct{}, 16)
+	var blocked atomic.Bool
+	mw := func(next core.Handler) core.Handler {
+		return func(ctx context.Context, f core.Frame) error {
+			if string(f.Payload) == "X" && blocked.CompareAndSwap(false, true) {
+				close(entered)
+				<-release // X is held inside k.1's write
+			}
+			if ctx.Value(directKey{}) != nil {
+				direct <- struct{}{}
+			}
+			return next(ctx, f)
+		}
+	}
+	c := dial(t, s, b.url(), tether.WithOutboundMiddleware(mw))
+	s.rec.expect("connected k.1")
+	b.await()
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- c.SendText(testCtx(t), "X") }()
+	<-entered
+	b.abortAll()
+	s.rec.expect("disconnected k.1 1006")
+	s.rec.expect("scheduled #1")
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
+	s.rec.expect("reconnected k.2")
+	dctx := context.WithValue(testCtx(t), directKey{}, true)
+	for { // until Sends write to k.2 directly: its flush is over
+		if err := c.SendText(dctx, "Y"); err != nil {
+			t.Fatal(err)
+		}
+		if m := b.next(); m != "Y" {
+			t.Fatalf("server got %q", m)
+		}
+		select {
+		case <-direct:
+		default:
+			continue
+		}
+		break
+	}
+	close(release) // X's write on the dead k.1 now fails with ErrClosed
+	if err := <-sendErr; err != nil {
+		t.Fatalf("Send X: %v", err)
+	}
+	if err := c.SendText(testCtx(t), "Z"); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.next() + "," + b.next(); got != "X,Z" {
+		t.Fatalf("server got %s, want X,Z (queued %d)", got, c.Queued())
+	}
+	if c.Queued() != 0 {
+		t.Fatalf("%d still queued", c.Queued())
+	}
+}
+
+// Found in review. With WithRetryFirstDial the first connection was
+// treated as a reconnect: the hook ran on it and Reconnected was published
+// with a downtime measured from the zero time.
+func TestClientFirstConnectionIsNotAReconnect(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	b.set(http.StatusServiceUnavailable, false)
+	var hookRuns atomic.Int32
+	done := make(chan *tether.Client, 1)
+	go func() {
+		c, err := tether.Dial(testCtx(t), b.url(), tether.WithClock(s.clock), tether.WithBus(s.bus),
+			tether.WithClientID("k"), tether.WithRetryFirstDial(),
+			tether.WithOnReconnect(func(context.Context, *core.Conn) error { hookRuns.Add(1); return nil }))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	s.rec.expect("scheduled #1 in 1s @0s")
+	b.set(0, false)
+	s.wait(time.Second)
+	s.rec.expect("attempt #1 @1s")
+	c := <-done
+	if c == nil {
+		t.FailNow()
+	}
+	defer c.Close(ws.StatusNormalClosure, "")
+	s.rec.expect("connected k.2")
+	s.rec.quiet(s.bus)
+	if n := hookRuns.Load(); n != 0 {
+		t.Fatalf("the on-reconnect hook ran %d time(s) on the first connection", n)
+	}
+}
+
+// Found in review. Reconnected could be published after the same
+// connection's Disconnected, when it died during the hook; and the counter
+// was reset by a connection that never worked.
+func TestClientReconnectedNeverFollowsItsDisconnected(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	calls := 0
+	hook := func(ctx context.Context, conn *core.Conn) error {
+		calls++
+		if calls == 1 {
+			b.drop()      // the new connection dies while the hook runs ...
+			<-conn.Done() // ... and the hook ignores it
+		}
+		return nil
+	}
+	dial(t, s, b.url(), tether.WithOnReconnect(hook))
+	s.rec.expect("connected k.1")
+	b.drop()
+	s.rec.expect("disconnected k.1")
+	s.rec.expect("scheduled #1")
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
+	s.rec.expect("disconnected k.2 1006") // no Reconnected for a connection that died first
+	s.rec.expect("scheduled #2 in 2s")    // and the counter was not reset by it
+	s.wait(2 * time.Second)
+	s.rec.expect("attempt #2")
+	s.rec.expect("connected k.3")
+	if ev := s.rec.expect("reconnected k.3"); !strings.Contains(ev, "after 2") {
+		t.Fatalf("event %q", ev)
+	}
+}
