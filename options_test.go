@@ -15,6 +15,7 @@ import (
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
 	"github.com/tetherws/tether/middleware"
 )
 
@@ -110,5 +111,27 @@ func TestDefaultClockIsReal(t *testing.T) {
 	}
 	if d := time.Since(cfg.Clock.Now()); d < -time.Minute || d > time.Minute {
 		t.Fatalf("default clock is %v away from the wall clock", d)
+	}
+}
+
+// WithHeartbeat adds one heartbeat plugin; a second WithHeartbeat replaces
+// it rather than running two heartbeats on every connection.
+func TestWithHeartbeatReplaces(t *testing.T) {
+	cfg, err := tether.NewConfig(
+		tether.WithHeartbeat(heartbeat.Config{Interval: 20 * time.Second}),
+		tether.WithPlugin(core.PluginFunc(func(context.Context, *core.Conn) error { return nil })),
+		tether.WithHeartbeat(heartbeat.Config{Interval: 5 * time.Second}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hbs []*heartbeat.Heartbeat
+	for _, p := range cfg.Plugins {
+		if h, ok := p.(*heartbeat.Heartbeat); ok {
+			hbs = append(hbs, h)
+		}
+	}
+	if len(cfg.Plugins) != 2 || len(hbs) != 1 || hbs[0].Config().Interval != 5*time.Second {
+		t.Fatalf("plugins %v", cfg.Plugins)
 	}
 }
