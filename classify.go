@@ -33,6 +33,9 @@ func Retryable(err error) bool {
 	if errors.Is(err, heartbeat.ErrTimeout) || errors.Is(err, core.ErrHandshakeTimeout) {
 		return true
 	}
+	if errors.Is(err, core.ErrBadURL) || errors.Is(err, core.ErrInvalidConfig) {
+		return false // a misconfiguration, even one that closed a connection with 1011
+	}
 	// A connection's end says why by its close code, whatever error it
 	// wraps (a handler's own cancelled context is no reason to give up).
 	var ce *core.CloseError
@@ -48,7 +51,7 @@ func Retryable(err error) bool {
 	if errors.As(err, &he) {
 		return he.Temporary()
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, core.ErrBadURL) || errors.Is(err, core.ErrInvalidConfig) {
+	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	var (

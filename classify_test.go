@@ -52,6 +52,7 @@ func TestRetryableClassifier(t *testing.T) {
 		{"unknown CA", x509.UnknownAuthorityError{}, false},
 		{"cancelled", context.Canceled, false},
 		{"1011 wrapping a handler's cancelled ctx", closeErr(ws.StatusInternalServerError, context.Canceled), true},
+		{"1011 wrapping a bad plugin", closeErr(ws.StatusInternalServerError, fmt.Errorf("plugin: %w", core.ErrInvalidConfig)), false},
 	} {
 		if got := tether.Retryable(tc.err); got != tc.want {
 			t.Errorf("%s: Retryable = %v, want %v", tc.name, got, tc.want)

@@ -91,8 +91,10 @@ type Client struct {
 	ended       bool
 	err         error // why the client ended
 	unsent      []core.Frame
-	ready       *core.Conn // the last connection that got through its hook and flush: it worked
+	ready       *core.Conn // the last connection whose hook succeeded before it started closing: it worked
 	dying       *core.Conn // the last connection that started closing
+	hookConn    *core.Conn // the connection whose on-reconnect hook failed, with hookErr
+	hookErr     error
 	closeCode   ws.StatusCode
 	closeReason string
 }
@@ -220,6 +222,10 @@ func (c *Client) run(conn *core.Conn, attempt int) {
 		closed := c.closed
 		worked := c.ready == conn
 		c.ready = nil
+		if c.hookConn == conn {
+			cause = c.hookErr // what the classifier and GaveUp see: the hook's own error
+		}
+		c.hookErr, c.hookConn = nil, nil
 		c.mu.Unlock()
 		if closed {
 			c.end(ErrClientClosed)
@@ -277,11 +283,24 @@ func (c *Client) afterReconnect(conn *core.Conn, attempt int, lostAt time.Time) 
 	if c.cs.onReconnect != nil {
 		if err := c.cs.onReconnect(ctx, conn); err != nil {
 			// The attempt failed after all: the counter goes on (ready is
-			// not set), and the server is told why.
+			// not set), the classifier sees the hook's error, and the
+			// server is told why.
+			err = fmt.Errorf("tether: on-reconnect hook: %w", err)
+			c.mu.Lock()
+			c.hookErr, c.hookConn = err, conn
+			c.mu.Unlock()
+			core.Emit(conn, events.Error{ConnID: conn.ID(), Err: err, Fatal: true, At: c.clock.Now()})
 			_ = conn.Close(ws.StatusInternalServerError, "reconnect hook failed")
 			return
 		}
 	}
+	c.mu.Lock()
+	if c.dying == conn { // it died during the hook: it did not work
+		c.mu.Unlock()
+		return
+	}
+	c.ready = conn // it worked: the next outage starts counting again
+	c.mu.Unlock()
 	// Emit, not Publish: it comes before this connection's Disconnected, or
 	// not at all if the connection already ended.
 	core.Emit(conn, events.Reconnected{
@@ -301,7 +320,7 @@ func (c *Client) flush(conn *core.Conn) {
 			return
 		}
 		if len(c.queue) == 0 {
-			c.live, c.ready = conn, conn
+			c.live = conn
 			c.mu.Unlock()
 			return
 		}
@@ -414,7 +433,9 @@ func (c *Client) WriteText(ctx context.Context, s string) error { return c.SendT
 // returns them. A second Close returns an error matching core.ErrClosed.
 //
 // Called from the handler or the on-reconnect hook, Close does not wait for
-// the client's goroutines (they are waiting for the caller).
+// the client's goroutines (they are waiting for the caller). It must not be
+// called from a connection's OnClose hook, which may not block: react to a
+// connection's end from an event subscriber instead.
 func (c *Client) Close(code ws.StatusCode, reason string) error {
 	if err := core.CheckClose(code, reason); err != nil {
 		return err
@@ -422,6 +443,7 @@ func (c *Client) Close(code ws.StatusCode, reason string) error {
 	c.mu.Lock()
 	if c.closed || c.ended {
 		closed, n := c.closed, len(c.unsent)
+		c.closed = true // a later Close says so
 		c.mu.Unlock()
 		if closed {
 			return fmt.Errorf("%w: already closed", core.ErrClosed)

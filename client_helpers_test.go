@@ -42,6 +42,9 @@ type backend struct {
 	refuse   int  // HTTP status to refuse handshakes with; 0 accepts
 	mute     bool // accept, but never read
 	conns    []*core.Conn
+	all      []*core.Conn  // every connection accepted, even those a test dropped
+	quit     chan struct{} // closed by stop: mute handlers give up
+	stopped  bool
 	got      []string       // messages received, in order
 	gotCh    chan string    // the same, as they come
 	arrived  chan struct{}  // one per connection registered
@@ -52,7 +55,7 @@ type backend struct {
 
 func newBackend(t *testing.T) *backend {
 	t.Helper()
-	b := &backend{t: t, gotCh: make(chan string, 1024), arrived: make(chan struct{}, 1024)}
+	b := &backend{t: t, gotCh: make(chan string, 1024), arrived: make(chan struct{}, 1024), quit: make(chan struct{})}
 	b.start("127.0.0.1:0")
 	t.Cleanup(b.stop)
 	return b
@@ -84,20 +87,37 @@ func (b *backend) stop() {
 	if srv != nil {
 		_ = srv.Close()
 	}
+	b.mu.Lock()
+	if !b.stopped {
+		b.stopped = true
+		close(b.quit)
+	}
+	b.mu.Unlock()
 	b.abortAll()
+	b.mu.Lock()
+	all := b.all
+	b.mu.Unlock()
+	for _, c := range all { // including those a test dropped from its view
+		_ = c.Abort(fmt.Errorf("backend: stopped"))
+	}
 	b.wg.Wait()
 	b.handlers.Wait()
 }
 
 // restart brings the server back on the same port.
-func (b *backend) restart() { b.start(b.addr) }
+func (b *backend) restart() {
+	b.mu.Lock()
+	b.stopped, b.quit = false, make(chan struct{})
+	b.mu.Unlock()
+	b.start(b.addr)
+}
 
 func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	b.handlers.Add(1) // http.Server.Close does not wait for hijacked connections' handlers
 	defer b.handlers.Done()
 	b.mu.Lock()
 	b.headers = append(b.headers, r.Header.Clone())
-	refuse, mute := b.refuse, b.mute
+	refuse, mute, quit := b.refuse, b.mute, b.quit
 	b.mu.Unlock()
 	if refuse != 0 {
 		http.Error(w, http.StatusText(refuse), refuse)
@@ -116,10 +136,15 @@ func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Lock()
 	b.conns = append(b.conns, c)
+	b.all = append(b.all, c)
 	b.mu.Unlock()
 	b.arrived <- struct{}{}
 	if mute {
-		<-c.Done() // never reads: no pong, no close answer
+		select { // never reads: no pong, no close answer
+		case <-c.Done():
+		case <-quit: // stopped: a connection registered after stop's sweep
+			_ = c.Abort(fmt.Errorf("backend: stopped"))
+		}
 		return
 	}
 	_ = c.Serve(context.Background())

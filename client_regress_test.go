@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 type directKey struct{}
@@ -145,5 +149,93 @@ func TestClientReconnectedNeverFollowsItsDisconnected(t *testing.T) {
 	s.rec.expect("connected k.3")
 	if ev := s.rec.expect("reconnected k.3"); !strings.Contains(ev, "after 2") {
 		t.Fatalf("event %q", ev)
+	}
+}
+
+// Found in review. The on-reconnect hook's error did not reach the
+// classifier (only the 1011 close did): a client told "auth refused for
+// good" retried the whole schedule.
+func TestClientHookErrorReachesTheClassifier(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	errAuth := errors.New("auth refused for good")
+	classify := func(err error) bool { return !errors.Is(err, errAuth) && tether.Retryable(err) }
+	c := dial(t, s, b.url(),
+		tether.WithOnReconnect(func(context.Context, *core.Conn) error { return errAuth }),
+		tether.WithRetryClassifier(classify))
+	s.rec.expect("connected k.1")
+	b.drop()
+	s.rec.expect("disconnected k.1")
+	s.rec.expect("scheduled #1 in 1s")
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
+	s.rec.expect("disconnected k.2 1011")
+	s.rec.expect("gave up after 1 @1s: tether: on-reconnect hook: auth refused for good")
+	<-c.Done()
+	if !errors.Is(c.Err(), errAuth) || !errors.Is(c.Err(), retry.ErrGaveUp) {
+		t.Fatalf("Err() = %v", c.Err())
+	}
+}
+
+// Found in review. A misconfigured plugin closes the connection with 1011
+// wrapping core.ErrInvalidConfig; that is not worth a retry.
+func TestClientGivesUpOnAMisconfiguredPlugin(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	c := dial(t, s, b.url(), tether.WithPlugin(&heartbeat.Heartbeat{})) // not made by New
+	s.rec.expect("connected k.1")
+	s.rec.expect("disconnected k.1 1011")
+	s.rec.expect("gave up after 0")
+	<-c.Done()
+	if !errors.Is(c.Err(), core.ErrInvalidConfig) {
+		t.Fatalf("Err() = %v", c.Err())
+	}
+}
+
+// Close from an event subscriber (the documented place to react to a
+// connection's end) ends the client, with no reconnect after it.
+func TestClientCloseFromASubscriber(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	b.set(0, true) // never answers a ping
+	var c *tether.Client
+	ready := make(chan struct{})
+	closed := make(chan error, 1)
+	if _, err := events.Subscribe(s.bus, func(e events.HeartbeatTimeout) {
+		<-ready
+		closed <- c.Close(ws.StatusNormalClosure, "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c = dial(t, s, b.url(), tether.WithHeartbeat(heartbeat.Config{}))
+	close(ready)
+	s.rec.expect("connected k.1")
+	s.wait(30 * time.Second)
+	s.wait(10 * time.Second) // the heartbeat times out; the subscriber closes the client
+	s.rec.expect("heartbeat timeout k.1")
+	s.rec.expect("disconnected k.1 1006")
+	select {
+	case <-c.Done():
+	case <-time.After(testTimeout): // wall time: hang guard only
+		t.Fatal("the client never ended")
+	}
+	<-closed
+	if !errors.Is(c.Err(), tether.ErrClientClosed) {
+		t.Fatalf("Err() = %v", c.Err())
+	}
+	// A reconnect may have been scheduled before Close ran; none is attempted.
+	s.clock.Advance(time.Minute)
+	s.bus.Wait()
+	for {
+		select {
+		case ev := <-s.rec.ch:
+			if !strings.HasPrefix(ev, "scheduled #1") {
+				t.Fatalf("event %q after Close", ev)
+			}
+			continue
+		default:
+		}
+		break
 	}
 }

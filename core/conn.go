@@ -74,6 +74,7 @@ type Conn struct {
 	reading         atomic.Bool
 	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs
 	activity        atomic.Uint64 // inbound frames so far; see Activity
+	hooksGID        atomic.Uint64 // goroutine id running the OnClose hooks in beginClose, while it does
 
 	// Lifecycle, guarded by mu.
 	mu          sync.Mutex
@@ -335,8 +336,12 @@ func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool)
 		c.emitting++
 	}
 	c.mu.Unlock()
-	for _, fn := range hooks {
-		fn()
+	if len(hooks) > 0 {
+		c.hooksGID.Store(goid.Get())
+		for _, fn := range hooks {
+			fn()
+		}
+		c.hooksGID.Store(0)
 	}
 	if report != nil {
 		c.publishError(report, true)
@@ -345,6 +350,14 @@ func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool)
 		c.releaseEmit()
 	}
 	return true, serving
+}
+
+// inCloseHooks reports whether the caller is an OnClose hook of this
+// connection, run by beginClose: it must not wait for the connection's end,
+// which waits for the hooks.
+func (c *Conn) inCloseHooks() bool {
+	id := c.hooksGID.Load()
+	return id != 0 && id == goid.Get()
 }
 
 // releaseEmit ends what Emit or beginClose counted in emitting.
@@ -363,7 +376,7 @@ func (c *Conn) releaseEmit() {
 func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error, wait bool) error {
 	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause}, nil)
 	if !first {
-		if wait && !c.onReadLoop() {
+		if wait && !c.onReadLoop() && !c.inCloseHooks() {
 			<-c.done
 		}
 		return fmt.Errorf("%w: close already started", ErrClosed)
@@ -462,7 +475,7 @@ func (c *Conn) failHard(err error, sendCode bool) {
 		_ = c.writeClose(code, cause.Reason)
 	}
 	c.closeSocket()
-	if !serving {
+	if !serving && !c.inCloseHooks() { // from a hook, the close that runs it finishes
 		c.finish(nil)
 	}
 }

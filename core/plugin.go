@@ -58,7 +58,9 @@ func (c *Conn) OnControl(h ControlHandler) error {
 // (whoever starts it: Close, the peer, an error, Abort, a lost socket),
 // after the plugins' ctx was cancelled. It runs on the goroutine that
 // started the close, with no connection lock held, and must not block; the
-// connection's Disconnected and Done wait for it. It
+// connection's Disconnected and Done wait for it. It may call Close, Abort
+// or Write on the connection: those return at once (the close is under
+// way) instead of waiting for the end it is part of. It
 // is the cheap way for a plugin to stop its timer: one entry in a slice,
 // where context.AfterFunc costs a few hundred bytes per connection. If the
 // close already started, fn runs at once on the caller's goroutine. A nil
@@ -134,7 +136,7 @@ func (c *Conn) Abort(cause error) error {
 	}
 	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause}, cause)
 	c.closeSocket()
-	if !serving {
+	if !serving && !c.inCloseHooks() { // from a hook, the close that runs it finishes
 		c.finish(nil)
 	}
 	if !first {

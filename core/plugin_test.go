@@ -273,3 +273,39 @@ func TestAbortErrorComesBeforeDisconnected(t *testing.T) {
 		bus.Close()
 	}
 }
+
+// Found in review. An OnClose hook that closes or aborts its own
+// connection deadlocked: it waited for the connection's end, which waits
+// for the hooks. Such calls now return at once.
+func TestOnCloseHookMayCloseItsConnection(t *testing.T) {
+	t.Run("Close from a hook, serving", func(t *testing.T) {
+		closeRet := make(chan error, 1)
+		plugin := core.PluginFunc(func(_ context.Context, c *core.Conn) error {
+			return c.OnClose(func() { closeRet <- c.Close(ws.StatusNormalClosure, "") })
+		})
+		p := newRawPeer(t, &core.Upgrader{Config: core.Config{Plugins: []core.Plugin{plugin}}})
+		_ = p.srv.Abort(errors.New("gone"))
+		if err := waitErr(t, p.serve); !errors.Is(err, core.ErrAborted) && err == nil {
+			t.Fatalf("Serve = %v", err)
+		}
+		if err := <-closeRet; !errors.Is(err, core.ErrClosed) {
+			t.Fatalf("Close from the hook = %v, want ErrClosed (a close is under way)", err)
+		}
+	})
+	t.Run("Abort from a hook, not serving", func(t *testing.T) {
+		srv := newTCPServer(t, &core.Upgrader{})
+		c, err := core.Dial(testCtx(t), srv.wsURL(), core.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.OnClose(func() { _ = c.Abort(errors.New("cleanup")) }); err != nil {
+			t.Fatal(err)
+		}
+		ret := make(chan error, 1)
+		go func() { ret <- c.Close(ws.StatusNormalClosure, "") }()
+		if err := waitErr(t, ret); err != nil && !errors.Is(err, core.ErrClosed) {
+			t.Fatalf("Close = %v", err)
+		}
+		<-c.Done()
+	})
+}
