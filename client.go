@@ -324,21 +324,27 @@ func (c *Client) flush(conn *core.Conn) {
 			c.mu.Unlock()
 			return
 		}
+		// Taken out before the write, so that Queued never counts a message
+		// the peer may already have; put back first in line if conn is
+		// going away. Only this goroutine takes from the queue, and the
+		// client ends only after it returned.
 		f := c.queue[0]
+		c.queue[0] = core.Frame{}
+		c.queue = c.queue[1:]
+		c.qbytes -= len(f.Payload)
 		c.mu.Unlock()
 		err := conn.Write(context.Background(), f.Op, f.Payload)
-		if err != nil && errors.Is(err, core.ErrClosed) {
-			return // conn is going away: f stays first in line for the next one
+		if err == nil {
+			continue
 		}
 		c.mu.Lock()
-		if len(c.queue) > 0 {
-			c.queue[0] = core.Frame{}
-			c.queue = c.queue[1:]
-			c.qbytes -= len(f.Payload)
+		if errors.Is(err, core.ErrClosed) {
+			c.queue = append([]core.Frame{f}, c.queue...)
+			c.qbytes += len(f.Payload)
+			c.mu.Unlock()
+			return
 		}
-		if err != nil { // an outbound middleware refused it: reported, not lost
-			c.unsent = append(c.unsent, f)
-		}
+		c.unsent = append(c.unsent, f) // an outbound middleware refused it: reported, not lost
 		c.mu.Unlock()
 	}
 }

@@ -279,19 +279,20 @@ func TestClientDoubleTriggerOneReconnect(t *testing.T) {
 		}
 	}()
 	s.clock.Advance(10 * time.Second) // ... as the heartbeat times out
-	// One of the two causes ends k.1: a HeartbeatTimeout may or may not
-	// come first, but exactly one Disconnected and one schedule follow.
+	// One of the two causes ends k.1 (which one, and so when, depends on
+	// the race): a HeartbeatTimeout may or may not come first, but exactly
+	// one Disconnected, one schedule and one reconnect follow.
 	ev := s.rec.expect("")
-	if ev == "heartbeat timeout k.1 @40s" {
+	if strings.HasPrefix(ev, "heartbeat timeout k.1") {
 		ev = s.rec.expect("disconnected k.1 1006")
 	}
 	if !strings.HasPrefix(ev, "disconnected k.1 1006") {
 		t.Fatalf("event %q", ev)
 	}
-	s.rec.expect("scheduled #1 in 1s @40s")
+	s.rec.expect("scheduled #1 in 1s")
 	s.wait(time.Second)
-	s.rec.expect("attempt #1 @41s")
-	s.rec.expect("connected k.2 @41s")
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
 	s.rec.expect("reconnected k.2 after 1")
 	s.rec.quiet(s.bus)
 	if n := b.handshakes(); n != 2 {
