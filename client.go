@@ -146,13 +146,12 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	conn, err := c.dialOnce(ctx, 0)
-	attempt := 0
 	if err != nil {
 		if !cs.retryFirst || c.loop == nil {
 			c.cancel()
 			return nil, err
 		}
-		attempt, err = c.loop.Run(ctx, err, c.clock.Now(), 1, func(ctx context.Context, a int) error {
+		_, err = c.loop.Run(ctx, err, c.clock.Now(), 1, func(ctx context.Context, a int) error {
 			conn, err = c.dialOnce(ctx, a)
 			return err
 		})
@@ -166,8 +165,7 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	c.ready = conn
 	c.mu.Unlock()
 	c.watch(conn)
-	_ = attempt // the first connection is not a reconnect, however many attempts it took: no hook, no Reconnected
-	go c.run(conn, 0)
+	go c.run(conn, 0) // the first connection is no reconnect, however many attempts it took: no hook, no Reconnected
 	return c, nil
 }
 
