@@ -73,7 +73,8 @@ type Conn struct {
 	controlHandlers []ControlHandler
 	reading         atomic.Bool
 	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs
-	activity        atomic.Uint64 // inbound frames so far; see Activity
+	activity        atomic.Uint64 // inbound frames so far, if countFrames; see Activity
+	countFrames     bool          // TrackActivity was called; set before the read loop starts
 	hooksGID        atomic.Uint64 // goroutine id running the OnClose hooks in beginClose, while it does
 
 	// Lifecycle, guarded by mu.

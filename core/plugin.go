@@ -115,10 +115,22 @@ func (c *Conn) WriteDirect(ctx context.Context, op ws.OpCode, p []byte) error {
 	return c.writeFrame(ctx, op, p, false)
 }
 
-// Activity returns the number of frames received so far, data and control
-// alike. It only grows: a plugin that reads it twice learns whether the
-// peer sent anything in between, at the cost of one atomic add per frame
-// and no clock read.
+// TrackActivity turns on the connection's frame counter, read by Activity:
+// from then on every inbound frame costs one atomic add, and no clock read.
+// Connections nobody asked for it pay nothing. Like OnControl it is meant
+// for Plugin.Run, and fails with ErrAlreadyServing once the read loop has
+// started.
+func (c *Conn) TrackActivity() error {
+	if c.reading.Load() {
+		return fmt.Errorf("%w: activity tracking is turned on from Plugin.Run, before the read loop starts", ErrAlreadyServing)
+	}
+	c.countFrames = true
+	return nil
+}
+
+// Activity returns the number of frames received since TrackActivity was
+// called, data and control alike (0 without it). It only grows: a plugin
+// that reads it twice learns whether the peer sent anything in between.
 func (c *Conn) Activity() uint64 { return c.activity.Load() }
 
 // Abort ends the connection at once because of cause, without a close

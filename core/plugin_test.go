@@ -52,8 +52,8 @@ func TestAbortBeforeServe(t *testing.T) {
 }
 
 // A plugin's inbound middleware sees messages first and may consume them;
-// its direct writes skip the outbound chain; Activity counts every frame,
-// control frames included.
+// its direct writes skip the outbound chain; once tracked, Activity counts
+// every frame, control frames included.
 func TestPluginInboundDirectWriteAndActivity(t *testing.T) {
 	var outSeen [][]byte
 	var mu sync.Mutex
@@ -70,6 +70,9 @@ func TestPluginInboundDirectWriteAndActivity(t *testing.T) {
 	var conn *core.Conn
 	plugin := core.PluginFunc(func(ctx context.Context, c *core.Conn) error {
 		conn = c
+		if err := c.TrackActivity(); err != nil {
+			return err
+		}
 		return c.UseInbound(func(next core.Handler) core.Handler {
 			return func(ctx context.Context, f core.Frame) error {
 				if string(f.Payload) == "secret" {
@@ -106,6 +109,9 @@ func TestPluginInboundDirectWriteAndActivity(t *testing.T) {
 	lateErr = conn.UseInbound(func(next core.Handler) core.Handler { return next })
 	if !errors.Is(lateErr, core.ErrAlreadyServing) {
 		t.Fatalf("UseInbound after the read loop started: %v", lateErr)
+	}
+	if err := conn.TrackActivity(); !errors.Is(err, core.ErrAlreadyServing) {
+		t.Fatalf("TrackActivity after the read loop started: %v", err)
 	}
 	if err := conn.WriteDirect(testCtx(t), ws.OpPing, nil); !errors.Is(err, core.ErrBadOpcode) {
 		t.Fatalf("WriteDirect of a ping: %v", err)
@@ -308,4 +314,26 @@ func TestOnCloseHookMayCloseItsConnection(t *testing.T) {
 		}
 		<-c.Done()
 	})
+}
+
+// Without TrackActivity the frame path pays nothing, and Activity stays 0.
+func TestActivityIsOffUnlessTracked(t *testing.T) {
+	p := newRawPeer(t, &core.Upgrader{})
+	p.send(t, masked(ws.NewTextFrame([]byte("x"))))
+	p.send(t, masked(ws.NewPingFrame(nil)))
+	p.readFrame(t) // the pong: both frames were read
+	if n := p.srv.Activity(); n != 0 {
+		t.Fatalf("Activity = %d without TrackActivity", n)
+	}
+}
+
+// Emit with nobody subscribed allocates nothing.
+func TestEmitWithoutSubscriberAllocatesNothing(t *testing.T) {
+	bus := events.NewBus()
+	defer bus.Close()
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Bus: bus}})
+	e := events.PongReceived{ConnID: p.srv.ID(), RTT: 1}
+	if a := testing.AllocsPerRun(1000, func() { core.Emit(p.srv, e) }); a != 0 {
+		t.Fatalf("%v allocations per Emit", a)
+	}
 }

@@ -66,6 +66,11 @@ func (h *Heartbeat) Run(ctx context.Context, c *core.Conn) error {
 	if err != nil {
 		return err
 	}
+	if h.cfg.AnyFrame { // only then does the frame path pay for a counter
+		if err := c.TrackActivity(); err != nil {
+			return err
+		}
+	}
 	if err := c.SetValue(stateKey{}, s); err != nil {
 		return err
 	}
