@@ -38,13 +38,12 @@ func Retryable(err error) bool {
 	}
 	// A connection's end says why by its close code, whatever error it
 	// wraps (a handler's own cancelled context is no reason to give up).
-	var ce *core.CloseError
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case ws.StatusProtocolError, ws.StatusUnsupportedData, ws.StatusInvalidFramePayloadData,
-			ws.StatusPolicyViolation, ws.StatusMessageTooBig, ws.StatusMandatoryExt:
-			return false
-		}
+	switch core.CloseStatus(err) {
+	case 0: // no *core.CloseError in the chain
+	case ws.StatusProtocolError, ws.StatusUnsupportedData, ws.StatusInvalidFramePayloadData,
+		ws.StatusPolicyViolation, ws.StatusMessageTooBig, ws.StatusMandatoryExt:
+		return false
+	default:
 		return true
 	}
 	var he *core.HandshakeError

@@ -160,6 +160,10 @@ func TestClientHookErrorReachesTheClassifier(t *testing.T) {
 	b := newBackend(t)
 	errAuth := errors.New("auth refused for good")
 	classify := func(err error) bool { return !errors.Is(err, errAuth) && tether.Retryable(err) }
+	hookErrs := make(chan events.Error, 4)
+	if _, err := events.Subscribe(s.bus, func(e events.Error) { hookErrs <- e }); err != nil {
+		t.Fatal(err)
+	}
 	c := dial(t, s, b.url(),
 		tether.WithOnReconnect(func(context.Context, *core.Conn) error { return errAuth }),
 		tether.WithRetryClassifier(classify))
@@ -172,6 +176,14 @@ func TestClientHookErrorReachesTheClassifier(t *testing.T) {
 	s.rec.expect("connected k.2")
 	s.rec.expect("disconnected k.2 1011")
 	s.rec.expect("gave up after 1 @1s: tether: on-reconnect hook: auth refused for good")
+	select {
+	case e := <-hookErrs:
+		if !e.Fatal || !errors.Is(e.Err, errAuth) || e.ConnID != "k.2" {
+			t.Fatalf("Error event %+v", e)
+		}
+	default:
+		t.Fatal("no Error event for the hook's failure")
+	}
 	<-c.Done()
 	if !errors.Is(c.Err(), errAuth) || !errors.Is(c.Err(), retry.ErrGaveUp) {
 		t.Fatalf("Err() = %v", c.Err())
@@ -238,4 +250,113 @@ func TestClientCloseFromASubscriber(t *testing.T) {
 		}
 		break
 	}
+}
+
+// A queued message an outbound middleware refuses when it is flushed is
+// reported by Unsent, not lost; the others go out in order.
+func TestClientRefusedAtFlushIsUnsent(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	refuse := func(next core.Handler) core.Handler {
+		return func(ctx context.Context, f core.Frame) error {
+			if string(f.Payload) == "bad" {
+				return errors.New("refused by policy")
+			}
+			return next(ctx, f)
+		}
+	}
+	c := dial(t, s, b.url(), tether.WithOutboundMiddleware(refuse))
+	s.rec.expect("connected k.1")
+	b.drop()
+	s.rec.expect("disconnected k.1")
+	s.rec.expect("scheduled #1")
+	if c.Conn() != nil {
+		t.Fatal("Conn() is not nil while reconnecting")
+	}
+	for _, m := range []string{"ok1", "bad", "ok2"} {
+		if err := c.SendText(testCtx(t), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.SendText(cancelled, "never"); !errors.Is(err, context.Canceled) || c.Queued() != 3 {
+		t.Fatalf("Send with a cancelled ctx: %v, %d queued", err, c.Queued())
+	}
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
+	if got := b.next() + "," + b.next(); got != "ok1,ok2" {
+		t.Fatalf("server got %s", got)
+	}
+	if u := c.Unsent(); len(u) != 1 || string(u[0].Payload) != "bad" {
+		t.Fatalf("Unsent() = %v", u)
+	}
+	if c.Conn() == nil {
+		t.Fatal("Conn() is nil while connected")
+	}
+}
+
+// Messages queued when the client gives up are reported: by Unsent, and by
+// a Close called afterwards.
+func TestClientCloseAfterGiveUpReportsUnsent(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	p, err := retry.New(retry.WithMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s, b.url(), tether.WithRetry(p))
+	s.rec.expect("connected k.1")
+	b.set(http.StatusServiceUnavailable, false)
+	b.drop()
+	s.rec.expect("disconnected k.1")
+	s.rec.expect("scheduled #1")
+	if err := c.SendText(testCtx(t), "stranded"); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("gave up after 1")
+	<-c.Done()
+	err = c.Close(ws.StatusNormalClosure, "")
+	if !errors.Is(err, tether.ErrUnsent) || !errors.Is(err, core.ErrClosed) || !errors.Is(err, retry.ErrGaveUp) {
+		t.Fatalf("Close after give-up = %v", err)
+	}
+	if u := c.Unsent(); len(u) != 1 || string(u[0].Payload) != "stranded" {
+		t.Fatalf("Unsent() = %v", u)
+	}
+	if err := c.Close(ws.StatusNormalClosure, ""); !errors.Is(err, core.ErrClosed) || errors.Is(err, tether.ErrUnsent) {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// Close from the on-reconnect hook returns (it does not wait for the
+// goroutine that runs the hook) and ends the client: no reconnect follows.
+func TestClientCloseFromTheHook(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	var c *tether.Client
+	closed := make(chan error, 1)
+	c = dial(t, s, b.url(), tether.WithOnReconnect(func(context.Context, *core.Conn) error {
+		closed <- c.Close(ws.StatusNormalClosure, "changed my mind")
+		return nil
+	}))
+	s.rec.expect("connected k.1")
+	b.drop()
+	s.rec.expect("disconnected k.1")
+	s.rec.expect("scheduled #1")
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
+	if err := <-closed; err != nil {
+		t.Fatalf("Close from the hook = %v", err)
+	}
+	s.rec.expect("disconnected k.2 1000")
+	<-c.Done()
+	if !errors.Is(c.Err(), tether.ErrClientClosed) {
+		t.Fatalf("Err() = %v", c.Err())
+	}
+	s.clock.Advance(time.Minute)
+	s.rec.quiet(s.bus)
 }

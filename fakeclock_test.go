@@ -107,6 +107,9 @@ func TestHeartbeatTimeoutThenReconnectOnFakeClock(t *testing.T) {
 		}
 		s.wait(10 * time.Second) // the timeout check: answered
 	}
+	if rtt, ok := c.RTT(); !ok || rtt != 0 { // simulated time stands still between ping and pong
+		t.Fatalf("RTT() = %v, %v", rtt, ok)
+	}
 	b.set(0, true) // from now on the server never reads
 	b.drop()
 	s.rec.expect("disconnected k.1 1006 @1m10s")

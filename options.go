@@ -58,8 +58,8 @@ func newSettings(opts []Option) (*settings, error) {
 	return s, nil
 }
 
-// WithClock sets the clock every timing reads: close handshakes, and the
-// heartbeat and backoff of plugins. Tests pass a clockwork.FakeClock.
+// WithClock sets the clock every timing reads: close handshakes, the
+// heartbeat, and a Client's reconnect backoff. Tests pass a clockwork.FakeClock.
 // Default: the real clock.
 func WithClock(c clockwork.Clock) Option {
 	return func(s *settings) {

@@ -11,12 +11,12 @@ import (
 )
 
 // Plugin attaches behaviour to a connection without core knowing it: the
-// heartbeat and retry packages are plugins.
+// heartbeat package is one.
 //
 // Run is called once per connection, on the goroutine that calls Serve,
 // before the first frame is read. ctx derives from the ctx given to Serve
 // and is done as soon as the connection starts closing: the plugin's signal
-// to stop its timers (context.AfterFunc suits this). Writes made with it
+// to stop its timers (OnClose is the cheap way to hear it). Writes made with it
 // are flushed at once, unlike a handler's replies. Run must not block: a
 // plugin that waits arms a timer on c.Clock() rather than starting a
 // goroutine per connection. A non-nil error closes the connection with a
@@ -158,9 +158,9 @@ func (c *Conn) Abort(cause error) error {
 }
 
 // Emit publishes e, an event about the connection, on its bus, so that it
-// is delivered before the connection's Disconnected. After the connection
-// finished (Disconnected was published), e is dropped and Emit returns
-// false. With no subscriber for E, Emit does nothing and allocates nothing.
+// is delivered before the connection's Disconnected. Once the connection
+// is finishing (its socket released, Disconnected about to be published),
+// e is dropped and Emit returns false. With no subscriber for E, Emit does nothing and allocates nothing.
 // Plugins use it for their own events; it never blocks on the socket.
 func Emit[E events.Event](c *Conn, e E) bool {
 	if c == nil || !events.Enabled[E](c.bus) {

@@ -151,7 +151,7 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 		c.werr = err
 	}
 	if (err == nil && publish) || broken {
-		c.outEvents++ // a MessageOut, or writeFailed's Error, to come before Disconnected
+		c.outEvents++ // a MessageOut, or brokenWrite's Error, to come before Disconnected
 	}
 	c.wmu.Unlock()
 	if broken {

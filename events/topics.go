@@ -22,7 +22,7 @@ const (
 	TopicMessageOut
 	// TopicError fires when an error is reported on a connection.
 	TopicError
-	// TopicHeartbeatSent fires when the heartbeat sent a ping.
+	// TopicHeartbeatSent fires when the heartbeat is sending a ping.
 	TopicHeartbeatSent
 	// TopicPongReceived fires when the heartbeat saw the answer to its ping.
 	TopicPongReceived
@@ -141,8 +141,9 @@ type Error struct {
 	At     time.Time
 }
 
-// HeartbeatSent is published when the heartbeat sent a ping on a
-// connection. Seq counts the pings of that connection from 1.
+// HeartbeatSent is published when the heartbeat is sending a ping on a
+// connection, just before the write (which a close racing it may refuse).
+// Seq counts the pings of that connection from 1.
 type HeartbeatSent struct {
 	ConnID string
 	Seq    uint64

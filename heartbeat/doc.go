@@ -14,9 +14,10 @@
 //     never lets either reach the application's handler.
 //
 // Each connection costs one timer on the clock, re-armed at every step,
-// and no goroutine: the timer's callback runs only when it fires. On the
-// frame path, liveness is the connection's frame counter (core.Conn.
-// Activity), never a clock read. The plugin stops with the connection: its
+// and no goroutine: the timer's callback runs only when it fires. In
+// protocol mode nothing is added to the frame path; with AnyFrame,
+// liveness is the connection's frame counter (core.Conn.TrackActivity),
+// never a clock read. The plugin stops with the connection: its
 // timer is stopped when the close starts, and it never pings a connection
 // that is closing.
 //

@@ -3,6 +3,7 @@ package heartbeat_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,78 @@ func TestZeroHeartbeatIsRefused(t *testing.T) {
 	var h *heartbeat.Heartbeat
 	if h.Config().Interval != 0 {
 		t.Fatal("nil Config")
+	}
+}
+
+// With AnyFrame and MaxMissed, a peer that speaks between two misses
+// starts the count again: a skipped ping resets it.
+func TestAnyFrameTrafficResetsTheMissCount(t *testing.T) {
+	s := newSim(t)
+	hb := mustHB(t, heartbeat.Config{AnyFrame: true, MaxMissed: 1})
+	got := make(chan string, 16)
+	handler := func(_ context.Context, f core.Frame) error { got <- string(f.Payload); return nil }
+	c, p, _ := dialRaw(t, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Handler: handler, Plugins: []core.Plugin{hb}})
+	s.settle(1)
+	s.step(30*time.Second, 1)
+	s.expect("c sent #1 @30s")
+	p.expectPing(t)
+	s.step(10*time.Second, 1)
+	s.expect("c missed #1 (1) @40s") // tolerated
+	s.step(5*time.Second, 1)
+	p.send(t, ws.OpText, "alive") // at 45 s
+	<-got
+	s.step(15*time.Second, 1) // 60 s: the peer spoke, no ping, count reset
+	s.quiet()
+	s.step(30*time.Second, 1) // 90 s: silent since 45 s
+	s.expect("c sent #2 @1m30s")
+	p.expectPing(t)
+	s.step(10*time.Second, 1)
+	s.expect("c missed #2 (1) @1m40s") // 1 again, not 2: still tolerated
+	if c.Err() != nil {
+		t.Fatalf("closed: %v", c.Err())
+	}
+}
+
+// A protocol ping with a payload of the user's: sent as is, and a pong
+// echoing it answers.
+func TestProtocolPingWithCustomPayload(t *testing.T) {
+	s := newSim(t)
+	hb := mustHB(t, heartbeat.Config{PingPayload: []byte("hb")})
+	_, p, _ := dialRaw(t, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Plugins: []core.Plugin{hb}})
+	s.settle(1)
+	s.step(30*time.Second, 1)
+	s.expect("c sent #1 @30s")
+	p.expectPing(t)
+	if p.lastPing != "hb" {
+		t.Fatalf("ping payload %q", p.lastPing)
+	}
+	p.send(t, ws.OpPong, "hb")
+	s.expect("c pong #1 rtt=0s @30s")
+}
+
+// Responder uses the config's Classify: a JSON ping gets the configured
+// pong.
+func TestResponderWithClassify(t *testing.T) {
+	mw, err := heartbeat.Responder(heartbeat.Config{
+		PingPayload: []byte(`{"type":"ping"}`),
+		PongPayload: []byte(`{"type":"pong"}`),
+		Classify: func(op ws.OpCode, p []byte) heartbeat.Kind {
+			if op == ws.OpText && strings.Contains(string(p), `"ping"`) {
+				return heartbeat.Ping
+			}
+			return heartbeat.NotHeartbeat
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	handler := func(_ context.Context, f core.Frame) error { got <- string(f.Payload); return nil }
+	p, _, _ := rawClient(t, &core.Upgrader{Config: core.Config{Handler: handler, Inbound: core.NewChain(mw)}})
+	p.send(t, ws.OpText, `{"type":"ping","id":3}`)
+	p.expectFrame(t, ws.OpText, `{"type":"pong"}`)
+	p.send(t, ws.OpText, `{"type":"quote"}`)
+	if m := <-got; m != `{"type":"quote"}` {
+		t.Fatalf("handler got %q", m)
 	}
 }

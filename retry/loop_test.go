@@ -209,3 +209,55 @@ func ctx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// recordingJitter passes delays through and records the previous delay the
+// loop hands it.
+type recordingJitter struct {
+	mu   sync.Mutex
+	prev []time.Duration
+}
+
+func (j *recordingJitter) Apply(d, prev time.Duration, _ retry.Rand) time.Duration {
+	j.mu.Lock()
+	j.prev = append(j.prev, prev)
+	j.mu.Unlock()
+	return d
+}
+
+// The loop hands the policy the previous delay (decorrelated jitter needs
+// it) and the time elapsed since the loss (WithMaxElapsed needs it): with
+// at most 5 s of outage, attempts come at 1 s and 3 s, and the third (due
+// at 7 s) is not made.
+func TestLoopPassesPrevAndElapsed(t *testing.T) {
+	s := newLoopSim(t)
+	j := &recordingJitter{}
+	p, err := retry.New(retry.WithJitter(j), retry.WithMaxElapsed(5*time.Second), retry.WithMaxAttempts(retry.Unlimited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &retry.Loop{Policy: p, Clock: s.clock, Bus: s.bus}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Run(context.Background(), errDown, s.clock.Now(), 1, func(context.Context, int) error { return errDown })
+		done <- err
+	}()
+	for _, d := range []time.Duration{time.Second, 2 * time.Second} {
+		if err := s.clock.BlockUntilContext(ctx(t), 1); err != nil {
+			t.Fatal(err)
+		}
+		s.clock.Advance(d)
+	}
+	err = <-done
+	var gu *retry.GaveUpError
+	if !errors.As(err, &gu) || gu.Attempts != 2 {
+		t.Fatalf("Run = %v", err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if want := []time.Duration{0, time.Second, 2 * time.Second}; !slices.Equal(j.prev, want) {
+		t.Fatalf("prev delays %v, want %v", j.prev, want)
+	}
+	if got := s.events(); got[len(got)-1] != "gave up after 2 @3s (connection refused)" {
+		t.Fatalf("events %q", got)
+	}
+}
