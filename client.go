@@ -69,7 +69,6 @@ type Client struct {
 	url         string
 	dialer      core.Dialer
 	clock       clockwork.Clock
-	bus         *events.Bus
 	loop        *retry.Loop // nil: never reconnect
 	stableAfter time.Duration
 	cs          clientSettings
@@ -125,7 +124,6 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 		id:    cs.id,
 		url:   rawURL,
 		clock: s.cfg.Clock,
-		bus:   s.cfg.Bus,
 		cs:    cs,
 		done:  make(chan struct{}),
 	}
@@ -140,7 +138,7 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 		HandshakeTimeout: cs.handshakeTimeout,
 	}
 	if cs.policy != nil {
-		c.loop = &retry.Loop{Policy: cs.policy, Clock: c.clock, Bus: c.bus, ClientID: c.id, Retryable: cs.retryable}
+		c.loop = &retry.Loop{Policy: cs.policy, Clock: c.clock, Bus: s.cfg.Bus, ClientID: c.id, Retryable: cs.retryable}
 		c.stableAfter = cs.policy.StableAfter()
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

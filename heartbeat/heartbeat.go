@@ -276,10 +276,7 @@ func (s *state) inbound(next core.Handler) core.Handler {
 	return func(ctx context.Context, f core.Frame) error {
 		switch classify(f.Op, f.Payload) {
 		case Ping:
-			if err := s.c.WriteDirect(ctx, ws.OpText, pong); err != nil && !isClosed(err) {
-				return err
-			}
-			return nil
+			return answer(ctx, s.c, pong)
 		case Pong:
 			s.pong(0)
 			return nil

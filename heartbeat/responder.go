@@ -34,12 +34,16 @@ func Responder(cfg Config) (core.Middleware, error) {
 			if c == nil {
 				return next(ctx, f)
 			}
-			if err := c.WriteDirect(ctx, ws.OpText, pong); err != nil && !isClosed(err) {
-				return err
-			}
-			return nil
+			return answer(ctx, c, pong)
 		}
 	}, nil
 }
 
-func isClosed(err error) bool { return errors.Is(err, core.ErrClosed) }
+// answer writes a text pong past the outbound chain. A connection that is
+// closing needs no answer: that is not an error of the handler.
+func answer(ctx context.Context, c *core.Conn, pong []byte) error {
+	if err := c.WriteDirect(ctx, ws.OpText, pong); err != nil && !errors.Is(err, core.ErrClosed) {
+		return err
+	}
+	return nil
+}

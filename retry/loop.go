@@ -74,10 +74,7 @@ func (l *Loop) Run(ctx context.Context, cause error, lostAt time.Time, first int
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	policy := l.Policy
-	if policy == nil {
-		policy = Default()
-	}
+	policy := l.Policy // a nil *Policy behaves as Default()
 	attempt := max(first, 1)
 	var prev time.Duration
 	last := cause
@@ -101,10 +98,7 @@ func (l *Loop) Run(ctx context.Context, cause error, lostAt time.Time, first int
 		if err == nil {
 			return attempt, nil
 		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return 0, ctxErr
-		}
-		last, prev = err, d
+		last, prev = err, d // a try that failed because ctx ended stops at the top of the loop
 		attempt++
 	}
 }
