@@ -3,8 +3,11 @@ package tether_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,8 @@ import (
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
+	"github.com/tetherws/tether/tethertest"
 )
 
 // The whole stack on a fake clock: a server built with tether.Handler and
@@ -131,4 +136,256 @@ func TestHeartbeatTimeoutThenReconnectOnFakeClock(t *testing.T) {
 	if c.Err() != nil {
 		t.Fatalf("client ended: %v", c.Err())
 	}
+}
+
+// story is the recipe's world on a tethertest.Clock: an in-memory server
+// that answers pings, and one client "k" with the default heartbeat (30 s,
+// pong within 10 s) and retry (1, 2, 4, 8, 16 s, five attempts). The
+// client's events are recorded; the server publishes none, so the
+// sequence is the client's alone and exact.
+type story struct {
+	t     *testing.T
+	ctx   context.Context
+	clock *tethertest.Clock
+	srv   *tethertest.Server
+	bus   *events.Bus
+	rec   *tethertest.Recorder
+	c     *tether.Client
+}
+
+func newStory(t *testing.T, opts ...tether.Option) *story {
+	t.Helper()
+	s := &story{t: t, ctx: testCtx(t), clock: tethertest.NewClock(t0), bus: events.NewBus()}
+	t.Cleanup(s.bus.Close)
+	s.clock.Watch(s.bus)
+	srv, err := tethertest.NewServer(tether.WithClock(s.clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv = srv
+	t.Cleanup(func() { _ = srv.Close() })
+	if s.rec, err = tethertest.NewRecorder(s.bus, t0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.rec.Close)
+	opts = append([]tether.Option{srv.DialOption(), tether.WithClock(s.clock), tether.WithBus(s.bus),
+		tether.WithClientID("k"), tether.WithHeartbeat(heartbeat.Config{})}, opts...)
+	if s.c, err = tether.Dial(s.ctx, srv.URL(), opts...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.c.Close(ws.StatusNormalClosure, "") })
+	return s
+}
+
+// step advances the clock by d; see tethertest.Clock.Step.
+func (s *story) step(d time.Duration, holders int) {
+	s.t.Helper()
+	if err := s.clock.Step(s.ctx, d, holders); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// expect checks the next events recorded, line by line.
+func (s *story) expect(want ...string) {
+	s.t.Helper()
+	if got, err := s.rec.TakeN(s.ctx, len(want)); err != nil || !slices.Equal(got, want) {
+		s.t.Fatalf("events:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
+// quiet checks that nothing else was recorded once all is at rest.
+func (s *story) quiet() {
+	s.t.Helper()
+	if err := s.clock.Settle(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	if extra := s.rec.Take(); len(extra) > 0 {
+		s.t.Fatalf("unexpected events:\n\t%s", strings.Join(extra, "\n\t"))
+	}
+}
+
+// The recipe's story, exactly: pings at 30, 60 and 90 s answered; the
+// peer black-holed; the ping at 2m00s unanswered and the connection
+// declared dead at 2m10s; attempts 1, 2, 4, 8 and 16 s apart against a
+// server that refuses (503); the give-up after the fifth. Every event and
+// its simulated time is asserted.
+func TestRecipeStoryOnFakeClock(t *testing.T) {
+	s := newStory(t)
+	s.step(0, 1)
+	s.expect("@0s connected k.1 client")
+	for i, at := range []string{"30s", "1m0s", "1m30s"} {
+		s.step(30*time.Second, 1)
+		s.expect(fmt.Sprintf("@%s heartbeat.sent k.1 #%d", at, i+1), fmt.Sprintf("@%s heartbeat.pong k.1 #%d rtt=0s", at, i+1))
+	}
+	s.srv.BlackHole(tethertest.Both)
+	s.step(30*time.Second, 1)
+	s.expect("@2m0s heartbeat.sent k.1 #4")
+	s.step(10*time.Second, 1)
+	s.expect(
+		"@2m10s heartbeat.missed k.1 #4 missed=1",
+		"@2m10s heartbeat.timeout k.1 missed=1",
+		"@2m10s error k.1 fatal=true",
+		"@2m10s disconnected k.1 1006 local",
+		"@2m10s reconnect.scheduled k #1 in 1s",
+	)
+	s.srv.BlackHole(0)
+	if err := s.srv.Refuse(http.StatusServiceUnavailable, -1); err != nil {
+		t.Fatal(err)
+	}
+	s.step(31*time.Second, 1) // 1+2+4+8+16 s of backoff
+	s.expect(
+		"@2m11s reconnect.attempt k #1",
+		"@2m11s reconnect.scheduled k #2 in 2s",
+		"@2m13s reconnect.attempt k #2",
+		"@2m13s reconnect.scheduled k #3 in 4s",
+		"@2m17s reconnect.attempt k #3",
+		"@2m17s reconnect.scheduled k #4 in 8s",
+		"@2m25s reconnect.attempt k #4",
+		"@2m25s reconnect.scheduled k #5 in 16s",
+		"@2m41s reconnect.attempt k #5",
+		"@2m41s reconnect.gaveup k after 5",
+	)
+	<-s.c.Done()
+	s.quiet()
+	if err := s.c.Err(); !errors.Is(err, retry.ErrGaveUp) {
+		t.Fatalf("Err() = %v, want ErrGaveUp", err)
+	}
+	var he *core.HandshakeError
+	if !errors.As(s.c.Err(), &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("Err() = %v, want the 503 as the last error", s.c.Err())
+	}
+	if st := s.srv.Stats(); st.Refused != 5 || st.Accepted != 1 {
+		t.Fatalf("server stats %+v, want 5 refused and 1 accepted", st)
+	}
+}
+
+// Recovery: the server comes back during the backoff. The client
+// reconnects at the third attempt, its counter resets, and the next outage
+// starts again at 1 s.
+func TestRecoveryResetsTheCounterOnFakeClock(t *testing.T) {
+	s := newStory(t)
+	s.step(0, 1)
+	s.expect("@0s connected k.1 client")
+	if err := s.srv.Refuse(http.StatusServiceUnavailable, 2); err != nil { // down for two attempts
+		t.Fatal(err)
+	}
+	s.srv.Drop()
+	s.step(0, 1)
+	s.expect("@0s disconnected k.1 1006 local", "@0s reconnect.scheduled k #1 in 1s")
+	s.step(7*time.Second, 1)
+	s.expect(
+		"@1s reconnect.attempt k #1",
+		"@1s reconnect.scheduled k #2 in 2s",
+		"@3s reconnect.attempt k #2",
+		"@3s reconnect.scheduled k #3 in 4s",
+		"@7s reconnect.attempt k #3",
+		"@7s connected k.4 client",
+		"@7s reconnect.done k k.4 after 3 down=7s",
+	)
+	s.step(30*time.Second, 1) // the new connection's heartbeat runs
+	s.expect("@37s heartbeat.sent k.4 #1", "@37s heartbeat.pong k.4 #1 rtt=0s")
+	s.srv.CloseAll(ws.StatusGoingAway, "restart") // the next outage: a clean close this time
+	s.step(0, 1)
+	s.expect("@37s disconnected k.4 1001 remote", "@37s reconnect.scheduled k #1 in 1s")
+	s.step(time.Second, 1)
+	s.expect("@38s reconnect.attempt k #1", "@38s connected k.5 client", "@38s reconnect.done k k.5 after 1 down=1s")
+	s.quiet()
+}
+
+// Messages sent during the outage are queued, then delivered once and in
+// order after the reconnect hook has run (which re-authenticates first).
+func TestQueuedMessagesAfterTheHookOnFakeClock(t *testing.T) {
+	var hookRuns int
+	s := newStory(t, tether.WithOnReconnect(func(ctx context.Context, conn *core.Conn) error {
+		hookRuns++
+		return conn.WriteText(ctx, fmt.Sprintf("auth %d", hookRuns))
+	}))
+	s.step(0, 1)
+	if err := s.c.SendText(s.ctx, "before"); err != nil {
+		t.Fatal(err)
+	}
+	s.step(0, 1) // delivered before the drop: a drop loses what is in flight, as TCP does
+	s.srv.Drop()
+	s.step(0, 1) // the client has seen the drop and waits 1 s
+	const n = 20
+	for i := range n {
+		if err := s.c.SendText(s.ctx, fmt.Sprintf("m%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := s.c.Queued(); q != n {
+		t.Fatalf("Queued() = %d while down, want %d", q, n)
+	}
+	s.step(time.Second, 1)
+	want := []string{"before", "auth 1"}
+	for i := range n {
+		want = append(want, fmt.Sprintf("m%02d", i))
+	}
+	for _, w := range want {
+		f, err := s.srv.Next(s.ctx)
+		if err != nil || string(f.Payload) != w {
+			t.Fatalf("server received %q (%v), want %q", f.Payload, err, w)
+		}
+	}
+	if err := s.clock.Settle(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(s.ctx)
+	cancel()
+	if f, err := s.srv.Next(done); err == nil { // exactly once: nothing more arrived
+		t.Fatalf("server received %q more", f.Payload)
+	}
+	if q, u := s.c.Queued(), len(s.c.Unsent()); q != 0 || u != 0 {
+		t.Fatalf("Queued %d, Unsent %d after the flush", q, u)
+	}
+}
+
+// A day in simulated time: a pong every 30 s, and every hour an outage
+// (the connection dropped, the server refusing two handshakes), after
+// which the client is back 7 s later (1+2+4 s). The counts are exact: any
+// false timeout, lost ping or extra reconnect changes them. The wall time
+// is logged; goleak checks that nothing is left behind.
+func TestSoak24HoursOnFakeClock(t *testing.T) {
+	began := time.Now() // wall time: measured for the log, not asserted
+	s := newStory(t)
+	var pongs, timeouts, reconnects, attempts int
+	count := func(n *int) func() { return func() { *n++ } }
+	subscribe(t, s.bus, func(events.PongReceived) { count(&pongs)() })
+	subscribe(t, s.bus, func(events.HeartbeatTimeout) { count(&timeouts)() })
+	subscribe(t, s.bus, func(events.Reconnected) { count(&reconnects)() })
+	subscribe(t, s.bus, func(events.ReconnectAttempt) { count(&attempts)() })
+	s.rec.Close() // a day of lines is not needed: the counters say it
+
+	s.step(time.Hour, 1) // pings at 30 s ... 1h, all answered
+	for range 23 {
+		if err := s.srv.Refuse(http.StatusServiceUnavailable, 2); err != nil {
+			t.Fatal(err)
+		}
+		s.srv.Drop()
+		s.step(7*time.Second, 1)           // attempts at 1, 3 and 7 s; the third connects
+		s.step(time.Hour-7*time.Second, 1) // 119 pings, the last 23 s before the next outage
+	}
+	if err := s.clock.Settle(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.clock.Since(t0); got != 24*time.Hour {
+		t.Fatalf("simulated %v, want 24h", got)
+	}
+	if pongs != 120+23*119 || timeouts != 0 || reconnects != 23 || attempts != 3*23 {
+		t.Fatalf("pongs %d, timeouts %d, reconnects %d, attempts %d; want %d, 0, 23, 69",
+			pongs, timeouts, reconnects, attempts, 120+23*119)
+	}
+	if st := s.srv.Stats(); st.Live != 1 || st.Accepted != 24 || st.Refused != 46 {
+		t.Fatalf("server stats %+v", st)
+	}
+	t.Logf("24h of simulated time (%d pongs, %d outages) in %v of wall time", pongs, reconnects, time.Since(began)) // wall time: measured, not asserted
+}
+
+func subscribe[E events.Event](t *testing.T, bus *events.Bus, fn func(E)) {
+	t.Helper()
+	unsub, err := events.Subscribe(bus, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unsub)
 }

@@ -1,0 +1,328 @@
+package tethertest
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/events"
+)
+
+// Clock is a clockwork.FakeClock that can tell when the code under test is
+// at rest, and so can be advanced safely. Advancing a fake clock while a
+// goroutine has not yet armed its timer, or while a pong is still in
+// flight, is the usual cause of flaky fake-clock tests; Step waits for
+// both.
+//
+// Pass it to tether.WithClock like any clockwork.Clock. A Server created
+// with it is watched automatically; Watch adds a bus.
+type Clock struct {
+	*clockwork.FakeClock
+
+	mu       sync.Mutex
+	funcs    map[*funcTimer]struct{} // AfterFunc timers armed
+	chans    map[*chanTimer]struct{} // channel timers not stopped
+	inflight int                     // AfterFunc callbacks fired and not returned
+	servers  []*Server
+	buses    []*events.Bus
+	wake     chan struct{}
+}
+
+// NewClock returns a Clock set to start.
+func NewClock(start time.Time) *Clock {
+	return &Clock{
+		FakeClock: clockwork.NewFakeClockAt(start),
+		funcs:     map[*funcTimer]struct{}{},
+		chans:     map[*chanTimer]struct{}{},
+		wake:      make(chan struct{}, 1),
+	}
+}
+
+var _ clockwork.Clock = (*Clock)(nil)
+
+func (c *Clock) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Watch makes Settle and Step also wait until every event published on b
+// so far has been delivered.
+func (c *Clock) Watch(b *events.Bus) {
+	if b == nil {
+		return
+	}
+	c.mu.Lock()
+	c.buses = append(c.buses, b)
+	c.mu.Unlock()
+}
+
+func (c *Clock) watchServer(s *Server) {
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
+}
+
+// funcTimer is an AfterFunc timer whose callback Clock follows.
+type funcTimer struct {
+	c     *Clock
+	t     clockwork.Timer
+	at    time.Time
+	armed bool
+}
+
+// AfterFunc is FakeClock.AfterFunc, followed: until f returns, the clock is
+// not at rest.
+func (c *Clock) AfterFunc(d time.Duration, f func()) clockwork.Timer {
+	ft := &funcTimer{c: c}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ft.arm(d)
+	ft.t = c.FakeClock.AfterFunc(d, func() {
+		defer c.returned()
+		f()
+	})
+	return ft
+}
+
+// arm records the timer as armed to fire d from now; d <= 0 fires at once.
+// c.mu is held.
+func (ft *funcTimer) arm(d time.Duration) {
+	c := ft.c
+	if d <= 0 {
+		ft.armed = false
+		delete(c.funcs, ft)
+		c.inflight++
+		return
+	}
+	ft.at, ft.armed = c.FakeClock.Now().Add(d), true
+	c.funcs[ft] = struct{}{}
+}
+
+func (c *Clock) returned() {
+	c.mu.Lock()
+	c.inflight--
+	c.mu.Unlock()
+	c.signal()
+}
+
+// Chan returns nil: an AfterFunc timer has no channel.
+func (ft *funcTimer) Chan() <-chan time.Time { return nil }
+
+// Stop stops the timer; see clockwork.Timer.
+func (ft *funcTimer) Stop() bool {
+	c := ft.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ok := ft.t.Stop()
+	if ok {
+		ft.armed = false
+		delete(c.funcs, ft)
+	}
+	return ok
+}
+
+// Reset re-arms the timer; see clockwork.Timer.
+func (ft *funcTimer) Reset(d time.Duration) bool {
+	c := ft.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ft.armed && ft.t.Stop() {
+		ft.armed = false
+		delete(c.funcs, ft)
+	}
+	wasArmed := ft.armed
+	ft.arm(d)
+	ft.t.Reset(d)
+	return wasArmed
+}
+
+// chanTimer is a channel timer: the clock is not at rest while it has
+// fired and nobody has received from its channel yet.
+type chanTimer struct {
+	c  *Clock
+	t  clockwork.Timer
+	at time.Time
+}
+
+// NewTimer is FakeClock.NewTimer, followed.
+func (c *Clock) NewTimer(d time.Duration) clockwork.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := &chanTimer{c: c, t: c.FakeClock.NewTimer(d), at: c.FakeClock.Now().Add(d)}
+	c.chans[ct] = struct{}{}
+	return ct
+}
+
+// After is NewTimer(d).Chan().
+func (c *Clock) After(d time.Duration) <-chan time.Time { return c.NewTimer(d).Chan() }
+
+// Chan is the timer's channel.
+func (ct *chanTimer) Chan() <-chan time.Time { return ct.t.Chan() }
+
+// Stop stops the timer; the clock forgets it.
+func (ct *chanTimer) Stop() bool {
+	c := ct.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.chans, ct)
+	return ct.t.Stop()
+}
+
+// Reset re-arms the timer.
+func (ct *chanTimer) Reset(d time.Duration) bool {
+	c := ct.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.chans[ct] = struct{}{}
+	ct.at = c.FakeClock.Now().Add(d)
+	return ct.t.Reset(d)
+}
+
+// Advance moves the clock forward by d at once, without waiting for
+// anything: the FakeClock's own Advance, with the callbacks it fires
+// followed. Tests normally use Step.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := c.FakeClock.Now().Add(d)
+	for ft := range c.funcs {
+		if ft.armed && !ft.at.After(end) {
+			ft.armed = false
+			delete(c.funcs, ft)
+			c.inflight++
+		}
+	}
+	c.FakeClock.Advance(d)
+}
+
+// next returns the earliest deadline of a followed timer, if any.
+func (c *Clock) next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var at time.Time
+	found := false
+	for ft := range c.funcs {
+		if ft.armed && (!found || ft.at.Before(at)) {
+			at, found = ft.at, true
+		}
+	}
+	now := c.FakeClock.Now()
+	for ct := range c.chans {
+		if ct.at.After(now) && (!found || ct.at.Before(at)) {
+			at, found = ct.at, true
+		}
+	}
+	return at, found
+}
+
+// busy names what keeps the clock from being at rest, or returns "".
+func (c *Clock) busy() string {
+	c.mu.Lock()
+	inflight := c.inflight
+	servers := append([]*Server(nil), c.servers...)
+	fired := 0
+	now := c.FakeClock.Now()
+	for ct := range c.chans {
+		if !ct.at.After(now) && len(ct.t.Chan()) > 0 {
+			fired++
+		}
+	}
+	c.mu.Unlock()
+	switch {
+	case inflight > 0:
+		return fmt.Sprintf("%d timer callbacks running", inflight)
+	case fired > 0:
+		return fmt.Sprintf("%d fired timers not received", fired)
+	}
+	for _, s := range servers {
+		if !s.atRest() {
+			return "traffic in flight on the in-memory network"
+		}
+	}
+	return ""
+}
+
+// Settle waits until the code under test is at rest: no timer callback
+// running, no fired timer waiting to be received, every reader of a
+// watched Server's network waiting with nothing to read, and every
+// watched bus drained. It sees nothing else, so a goroutine that works
+// without timers, network or events (a handler computing, a reconnect hook
+// waiting for an answer) is invisible to it.
+func (c *Clock) Settle(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		buses := append([]*events.Bus(nil), c.buses...)
+		c.mu.Unlock()
+		for _, b := range buses {
+			b.Wait()
+		}
+		why := c.busy()
+		if why == "" {
+			// Confirm after letting runnable goroutines run: a goroutine
+			// woken by the last change may not have touched anything yet.
+			gen := c.generation()
+			for range 10 {
+				runtime.Gosched()
+			}
+			if c.busy() == "" && c.generation() == gen {
+				return nil
+			}
+			continue
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return fmt.Errorf("tethertest: not at rest (%s): %w", why, ctx.Err())
+		}
+	}
+}
+
+// generation sums the change counters Settle watches.
+func (c *Clock) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := uint64(c.inflight) + uint64(len(c.funcs))<<32
+	for _, s := range c.servers {
+		g += s.net.gen.Load()
+	}
+	return g
+}
+
+// Step moves the clock forward by d, safely: before each move it waits
+// until at least holders timers are armed (the timers the code under test
+// holds when it waits: 1 for a client with a heartbeat or waiting to
+// reconnect) and until Settle says the code is at rest; it stops at every
+// followed timer's deadline on the way, settling after each, so no timer
+// fires late and no work that a timer starts is skipped over. It returns
+// once the clock is d later and everything has settled again.
+func (c *Clock) Step(ctx context.Context, d time.Duration, holders int) error {
+	end := c.FakeClock.Now().Add(d)
+	for {
+		if holders > 0 {
+			if err := c.BlockUntilContext(ctx, holders); err != nil {
+				return fmt.Errorf("tethertest: waiting for %d timers at %v: %w", holders, c.Now(), err)
+			}
+		}
+		if err := c.Settle(ctx); err != nil {
+			return err
+		}
+		now := c.FakeClock.Now()
+		if !now.Before(end) {
+			return nil
+		}
+		to := end
+		if at, ok := c.next(); ok && at.After(now) && at.Before(end) {
+			to = at
+		}
+		c.Advance(to.Sub(now))
+		if !to.Before(end) {
+			return c.Settle(ctx)
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package tethertest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetherws/tether/events"
+)
+
+// Recorder subscribes to every topic of a bus and records the events in
+// the order the bus delivers them, so that a test can assert the exact
+// sequence, with simulated timestamps. Lines renders them as short,
+// deterministic lines ("@1m40s heartbeat.timeout k.2 missed=1").
+type Recorder struct {
+	start time.Time
+	keep  func(events.Event) bool
+	unsub []func()
+
+	mu     sync.Mutex
+	events []events.Event
+	taken  int           // events already returned by Take
+	added  chan struct{} // signalled on every event
+}
+
+// RecorderOption configures a Recorder.
+type RecorderOption func(*Recorder)
+
+// Keep records only the events for which keep returns true.
+func Keep(keep func(events.Event) bool) RecorderOption {
+	return func(r *Recorder) { r.keep = keep }
+}
+
+// Topics records only the given topics.
+func Topics(ts ...events.Topic) RecorderOption {
+	return Keep(func(e events.Event) bool { return slices.Contains(ts, e.Topic()) })
+}
+
+// NewRecorder subscribes to every topic of b. Timestamps in Lines are
+// given as offsets from start. Subscribing to the message topics makes the
+// bus publish every message, which costs a little per message: restrict a
+// recorder with Topics in a benchmark. Close unsubscribes.
+func NewRecorder(b *events.Bus, start time.Time, opts ...RecorderOption) (*Recorder, error) {
+	r := &Recorder{start: start, added: make(chan struct{}, 1)}
+	for _, o := range opts {
+		if o != nil {
+			o(r)
+		}
+	}
+	subs := []func() (func(), error){
+		func() (func(), error) { return events.Subscribe(b, record[events.Connected](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.Disconnected](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.MessageIn](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.MessageOut](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.Error](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.HeartbeatSent](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.PongReceived](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.HeartbeatMissed](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.HeartbeatTimeout](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.ReconnectScheduled](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.ReconnectAttempt](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.Reconnected](r)) },
+		func() (func(), error) { return events.Subscribe(b, record[events.GaveUp](r)) },
+	}
+	for _, sub := range subs {
+		u, err := sub()
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.unsub = append(r.unsub, u)
+	}
+	return r, nil
+}
+
+func record[E events.Event](r *Recorder) func(E) {
+	return func(e E) { r.add(e) }
+}
+
+func (r *Recorder) add(e events.Event) {
+	if r.keep != nil && !r.keep(e) {
+		return
+	}
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	select {
+	case r.added <- struct{}{}:
+	default:
+	}
+}
+
+// Close unsubscribes the recorder. What it recorded stays readable.
+func (r *Recorder) Close() {
+	for _, u := range r.unsub {
+		u()
+	}
+	r.unsub = nil
+}
+
+// Events returns every event recorded so far, in order.
+func (r *Recorder) Events() []events.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// Lines returns every event recorded so far as a line; see Describe.
+func (r *Recorder) Lines() []string {
+	return r.describe(r.Events())
+}
+
+// Take returns, as lines, the events recorded since the previous Take.
+func (r *Recorder) Take() []string {
+	r.mu.Lock()
+	evs := slices.Clone(r.events[r.taken:])
+	r.taken = len(r.events)
+	r.mu.Unlock()
+	return r.describe(evs)
+}
+
+// TakeN waits until n events have been recorded since the previous Take
+// or TakeN and returns those n as lines; later ones are left for the next
+// call. Waiting for the events a step should have caused, rather than
+// reading what has come so far, keeps a test exact on a busy machine.
+func (r *Recorder) TakeN(ctx context.Context, n int) ([]string, error) {
+	for {
+		r.mu.Lock()
+		if have := len(r.events) - r.taken; have >= n {
+			evs := slices.Clone(r.events[r.taken : r.taken+n])
+			r.taken += n
+			r.mu.Unlock()
+			return r.describe(evs), nil
+		}
+		got := r.describe(r.events[r.taken:])
+		r.mu.Unlock()
+		select {
+		case <-r.added:
+		case <-ctx.Done():
+			return got, fmt.Errorf("tethertest: %d of %d events recorded: %w", len(got), n, ctx.Err())
+		}
+	}
+}
+
+func (r *Recorder) describe(evs []events.Event) []string {
+	lines := make([]string, len(evs))
+	for i, e := range evs {
+		lines[i] = Describe(e, r.start)
+	}
+	return lines
+}
+
+// WaitFor waits until an event for which match returns true has been
+// recorded (already, or later) and returns the first such event.
+func (r *Recorder) WaitFor(ctx context.Context, match func(events.Event) bool) (events.Event, error) {
+	for {
+		r.mu.Lock()
+		for _, e := range r.events {
+			if match(e) {
+				r.mu.Unlock()
+				return e, nil
+			}
+		}
+		n := len(r.events)
+		r.mu.Unlock()
+		select {
+		case <-r.added:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("tethertest: no matching event among %d recorded: %w", n, ctx.Err())
+		}
+	}
+}
+
+// Describe renders an event as one deterministic line: its time as an
+// offset from start, its topic without the "tether." prefix, and the
+// fields that identify it. Error values and payloads beyond 32 bytes are
+// left out, so that a line can be compared with a literal.
+func Describe(e events.Event, start time.Time) string {
+	var at time.Time
+	var what string
+	switch e := e.(type) {
+	case events.Connected:
+		side := "server"
+		if e.Client {
+			side = "client"
+		}
+		at, what = e.At, fmt.Sprintf("%s %s", e.ConnID, side)
+	case events.Disconnected:
+		who := "local"
+		if e.Remote {
+			who = "remote"
+		}
+		at, what = e.At, fmt.Sprintf("%s %d %s", e.ConnID, e.Code, who)
+	case events.MessageIn:
+		at, what = e.At, fmt.Sprintf("%s %s", e.ConnID, payload(e.Payload))
+	case events.MessageOut:
+		at, what = e.At, fmt.Sprintf("%s %s", e.ConnID, payload(e.Payload))
+	case events.Error:
+		at, what = e.At, fmt.Sprintf("%s fatal=%t", e.ConnID, e.Fatal)
+	case events.HeartbeatSent:
+		at, what = e.At, fmt.Sprintf("%s #%d", e.ConnID, e.Seq)
+	case events.PongReceived:
+		at, what = e.At, fmt.Sprintf("%s #%d rtt=%v", e.ConnID, e.Seq, e.RTT)
+	case events.HeartbeatMissed:
+		at, what = e.At, fmt.Sprintf("%s #%d missed=%d", e.ConnID, e.Seq, e.Missed)
+	case events.HeartbeatTimeout:
+		at, what = e.At, fmt.Sprintf("%s missed=%d", e.ConnID, e.Missed)
+	case events.ReconnectScheduled:
+		at, what = e.At, fmt.Sprintf("%s #%d in %v", e.ClientID, e.Attempt, e.Delay)
+	case events.ReconnectAttempt:
+		at, what = e.At, fmt.Sprintf("%s #%d", e.ClientID, e.Attempt)
+	case events.Reconnected:
+		at, what = e.At, fmt.Sprintf("%s %s after %d down=%v", e.ClientID, e.ConnID, e.Attempts, e.Downtime)
+	case events.GaveUp:
+		at, what = e.At, fmt.Sprintf("%s after %d", e.ClientID, e.Attempts)
+	default:
+		return fmt.Sprintf("%T", e)
+	}
+	return fmt.Sprintf("@%v %s %s", at.Sub(start), strings.TrimPrefix(e.Topic().String(), "tether."), what)
+}
+
+func payload(p []byte) string {
+	if len(p) > 32 {
+		return fmt.Sprintf("%q...(%d bytes)", p[:32], len(p))
+	}
+	return fmt.Sprintf("%q", p)
+}
