@@ -55,11 +55,11 @@ type half struct {
 
 // pipe is one in-memory connection: two halves under one lock.
 type pipe struct {
-	net   *network
-	mu    sync.Mutex
-	cond  *sync.Cond
+	net    *network
+	mu     sync.Mutex
+	cond   *sync.Cond
 	halves [2]half // [0]: to the server, [1]: to the client
-	reset bool     // dropped by the network: both ends fail
+	reset  bool    // dropped by the network: both ends fail
 	// closed[i] is true once end i closed (0: client end, 1: server end)
 	closed [2]bool
 	timers [2]*time.Timer // deadline wake-ups per end, wall time
