@@ -36,10 +36,11 @@ type clientSettings struct {
 
 func defaultClientSettings() clientSettings {
 	return clientSettings{
-		policy:        retry.Default(),
-		retryable:     Retryable,
-		maxQueue:      DefaultSendBufferMessages,
-		maxQueueBytes: DefaultSendBufferBytes,
+		policy:           retry.Default(),
+		handshakeTimeout: core.DefaultHandshakeTimeout,
+		retryable:        Retryable,
+		maxQueue:         DefaultSendBufferMessages,
+		maxQueueBytes:    DefaultSendBufferBytes,
 	}
 }
 
@@ -146,7 +147,9 @@ func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, e
 }
 
 // WithHandshakeTimeout bounds each dial and opening handshake of a Client,
-// on the clock. Default: no bound beyond the context. d must be positive.
+// on the clock. Default: core.DefaultHandshakeTimeout (10 s), so that a
+// reconnect into a network that swallows the handshake fails and the
+// retry policy moves on instead of waiting forever. d must be positive.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) {
 		if d <= 0 {

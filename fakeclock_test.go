@@ -235,19 +235,18 @@ func TestRecipeStoryOnFakeClock(t *testing.T) {
 	if err := s.srv.Refuse(http.StatusServiceUnavailable, -1); err != nil {
 		t.Fatal(err)
 	}
-	s.step(31*time.Second, 1) // 1+2+4+8+16 s of backoff
-	s.expect(
-		"@2m11s reconnect.attempt k #1",
-		"@2m11s reconnect.scheduled k #2 in 2s",
-		"@2m13s reconnect.attempt k #2",
-		"@2m13s reconnect.scheduled k #3 in 4s",
-		"@2m17s reconnect.attempt k #3",
-		"@2m17s reconnect.scheduled k #4 in 8s",
-		"@2m25s reconnect.attempt k #4",
-		"@2m25s reconnect.scheduled k #5 in 16s",
-		"@2m41s reconnect.attempt k #5",
-		"@2m41s reconnect.gaveup k after 5",
-	)
+	// One step per attempt: the retry loop wakes on a channel timer and
+	// works untracked until its next event, so each step goes to the next
+	// timer and the test waits for the events before stepping on.
+	for i, step := range []struct {
+		delay time.Duration
+		at    string
+	}{{time.Second, "2m11s"}, {2 * time.Second, "2m13s"}, {4 * time.Second, "2m17s"}, {8 * time.Second, "2m25s"}} {
+		s.step(step.delay, 1)
+		s.expect(fmt.Sprintf("@%s reconnect.attempt k #%d", step.at, i+1), fmt.Sprintf("@%s reconnect.scheduled k #%d in %v", step.at, i+2, 2*step.delay))
+	}
+	s.step(16*time.Second, 1)
+	s.expect("@2m41s reconnect.attempt k #5", "@2m41s reconnect.gaveup k after 5")
 	<-s.c.Done()
 	s.quiet()
 	if err := s.c.Err(); !errors.Is(err, retry.ErrGaveUp) {
@@ -275,16 +274,12 @@ func TestRecoveryResetsTheCounterOnFakeClock(t *testing.T) {
 	s.srv.Drop()
 	s.step(0, 1)
 	s.expect("@0s disconnected k.1 1006 local", "@0s reconnect.scheduled k #1 in 1s")
-	s.step(7*time.Second, 1)
-	s.expect(
-		"@1s reconnect.attempt k #1",
-		"@1s reconnect.scheduled k #2 in 2s",
-		"@3s reconnect.attempt k #2",
-		"@3s reconnect.scheduled k #3 in 4s",
-		"@7s reconnect.attempt k #3",
-		"@7s connected k.4 client",
-		"@7s reconnect.done k k.4 after 3 down=7s",
-	)
+	s.step(time.Second, 1)
+	s.expect("@1s reconnect.attempt k #1", "@1s reconnect.scheduled k #2 in 2s")
+	s.step(2*time.Second, 1)
+	s.expect("@3s reconnect.attempt k #2", "@3s reconnect.scheduled k #3 in 4s")
+	s.step(4*time.Second, 1)
+	s.expect("@7s reconnect.attempt k #3", "@7s connected k.4 client", "@7s reconnect.done k k.4 after 3 down=7s")
 	s.step(30*time.Second, 1) // the new connection's heartbeat runs
 	s.expect("@37s heartbeat.sent k.4 #1", "@37s heartbeat.pong k.4 #1 rtt=0s")
 	s.srv.CloseAll(ws.StatusGoingAway, "restart") // the next outage: a clean close this time
@@ -359,7 +354,20 @@ func TestSoak24HoursOnFakeClock(t *testing.T) {
 	subscribe(t, s.bus, func(events.HeartbeatTimeout) { count(&timeouts)() })
 	subscribe(t, s.bus, func(events.Reconnected) { count(&reconnects)() })
 	subscribe(t, s.bus, func(events.ReconnectAttempt) { count(&attempts)() })
-	s.rec.Close() // a day of lines is not needed: the counters say it
+	// A day of heartbeat lines is not needed (the counters say it): the
+	// recorder keeps what the test waits for between steps.
+	s.rec.Close()
+	var err error
+	if s.rec, err = tethertest.NewRecorder(s.bus, t0, tethertest.Topics(events.TopicReconnectScheduled, events.TopicReconnected)); err != nil {
+		t.Fatal(err)
+	}
+	next := func(what string) {
+		t.Helper()
+		got, err := s.rec.TakeN(s.ctx, 1)
+		if err != nil || !strings.Contains(got[0], what) {
+			t.Fatalf("event %q (%v), want %s", got, err, what)
+		}
+	}
 
 	s.step(time.Hour, 1) // pings at 30 s ... 1h, all answered
 	for range 23 {
@@ -367,7 +375,11 @@ func TestSoak24HoursOnFakeClock(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.srv.Drop()
-		s.step(7*time.Second, 1)           // attempts at 1, 3 and 7 s; the third connects
+		for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} { // refused, refused, connected at 7 s
+			next("reconnect.scheduled")
+			s.step(d, 1)
+		}
+		next("reconnect.done")
 		s.step(time.Hour-7*time.Second, 1) // 119 pings, the last 23 s before the next outage
 	}
 	if err := s.clock.Settle(s.ctx); err != nil {
@@ -393,4 +405,24 @@ func subscribe[E events.Event](t *testing.T, bus *events.Bus, fn func(E)) {
 		t.Fatal(err)
 	}
 	t.Cleanup(unsub)
+}
+
+// A reconnect into a network that swallows the handshake does not hang:
+// the default handshake timeout (10 s, on the clock) fails the attempt and
+// the policy moves on.
+func TestReconnectIntoABlackHoleTimesOutOnFakeClock(t *testing.T) {
+	s := newStory(t)
+	s.step(0, 1)
+	s.expect("@0s connected k.1 client")
+	s.srv.BlackHole(tethertest.Both)
+	s.srv.Drop()
+	s.expect("@0s disconnected k.1 1006 local", "@0s reconnect.scheduled k #1 in 1s")
+	s.step(time.Second, 1)
+	s.expect("@1s reconnect.attempt k #1")
+	s.step(10*time.Second, 1) // the handshake is swallowed; its timeout is the only timer
+	s.expect("@11s reconnect.scheduled k #2 in 2s")
+	s.srv.BlackHole(0)
+	s.step(2*time.Second, 1)
+	s.expect("@13s reconnect.attempt k #2", "@13s connected k.3 client", "@13s reconnect.done k k.3 after 2 down=13s")
+	s.quiet()
 }

@@ -13,6 +13,7 @@ import (
 )
 
 // DefaultHandshakeTimeout bounds a server-side handshake on a raw net.Conn
+// (and, by default, each dial of a tether.Client)
 // when Upgrader.HandshakeTimeout is zero: a client that sends its request
 // slowly (slow loris) cannot hold a connection longer than this.
 const DefaultHandshakeTimeout = 10 * time.Second

@@ -98,12 +98,14 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var timedOut atomic.Bool
+	stopTimer := func() {}
 	if d.HandshakeTimeout > 0 {
 		t := cfg.Clock.AfterFunc(d.HandshakeTimeout, func() {
 			timedOut.Store(true)
 			cancel()
 		})
-		defer t.Stop()
+		stopTimer = func() { t.Stop() }
+		defer stopTimer()
 	}
 
 	var refused *HandshakeError
@@ -114,6 +116,10 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		TLSConfig:       d.TLSConfig,
 		NetDial:         d.NetDial,
 		OnStatusError: func(status int, _ []byte, resp io.Reader) {
+			// The refusal is in: the timer goes before gobwas closes the
+			// socket, so that a test clock never sees the connection gone
+			// while its timer is still armed.
+			stopTimer()
 			refused = &HandshakeError{StatusCode: status}
 			// The headers of a refusal are read for Retry-After and the like,
 			// at most 64 KiB of them: a hostile server cannot make us buffer more.

@@ -294,15 +294,13 @@ func (c *Clock) generation() uint64 {
 	return g
 }
 
-// Step moves the clock forward by d, safely: before each move it waits
-// until at least holders timers are armed (the timers the code under test
-// holds when it waits: 1 for a client with a heartbeat or waiting to
-// reconnect) and until Settle says the code is at rest; it stops at every
-// followed timer's deadline on the way, settling after each, so no timer
-// fires late and no work that a timer starts is skipped over. It returns
-// once the clock is d later and everything has settled again.
-func (c *Clock) Step(ctx context.Context, d time.Duration, holders int) error {
-	end := c.FakeClock.Now().Add(d)
+// settleHolding waits until the code is at rest with at least holders
+// timers armed, both at once: a timer that was armed when the wait began
+// may be gone once the code settles (a handshake's timeout, stopped when
+// the handshake ended), and its successor not armed yet.
+func (c *Clock) settleHolding(ctx context.Context, holders int) error {
+	now, cancel := context.WithCancel(ctx)
+	cancel()
 	for {
 		if holders > 0 {
 			if err := c.BlockUntilContext(ctx, holders); err != nil {
@@ -310,6 +308,31 @@ func (c *Clock) Step(ctx context.Context, d time.Duration, holders int) error {
 			}
 		}
 		if err := c.Settle(ctx); err != nil {
+			return err
+		}
+		if holders <= 0 || c.BlockUntilContext(now, holders) == nil { // still held, without waiting
+			return nil
+		}
+	}
+}
+
+// Step moves the clock forward by d, safely: before each move it waits
+// until at least holders timers are armed (the timers the code under test
+// holds when it waits: 1 for a client with a heartbeat or waiting to
+// reconnect) and until Settle says the code is at rest; it stops at every
+// followed timer's deadline on the way, settling after each, so no timer
+// fires late and no work that a timer callback starts is skipped over. It
+// returns once the clock is d later and everything has settled again.
+//
+// A goroutine woken by a channel timer (NewTimer, After) is followed only
+// until it receives; what it does next is invisible until it touches the
+// network, a timer or a bus. tether's reconnect loop is one: during a
+// backoff, step to its next timer and wait for its event before stepping
+// on (docs/testing.md).
+func (c *Clock) Step(ctx context.Context, d time.Duration, holders int) error {
+	end := c.FakeClock.Now().Add(d)
+	for {
+		if err := c.settleHolding(ctx, holders); err != nil {
 			return err
 		}
 		now := c.FakeClock.Now()

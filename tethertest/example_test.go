@@ -48,8 +48,18 @@ func Example() {
 	_ = srv.Refuse(http.StatusServiceUnavailable, 1)
 	_ = clock.Step(ctx, 40*time.Second, 1) // ping at 60 s unanswered: dead at 70 s
 	srv.BlackHole(0)
-	_, _ = rec.WaitFor(ctx, func(e events.Event) bool { return e.Topic() == events.TopicReconnectScheduled })
-	_ = clock.Step(ctx, 3*time.Second, 1) // 1 s: refused; 2 s later: back
+	// The reconnect loop works between its timers where no clock can see
+	// it: wait for its event, then step to its next timer.
+	scheduled := func(n int) {
+		_, _ = rec.WaitFor(ctx, func(e events.Event) bool {
+			s, ok := e.(events.ReconnectScheduled)
+			return ok && s.Attempt == n
+		})
+	}
+	scheduled(1)
+	_ = clock.Step(ctx, time.Second, 1) // refused
+	scheduled(2)
+	_ = clock.Step(ctx, 2*time.Second, 1) // back
 	_, _ = rec.WaitFor(ctx, func(e events.Event) bool { return e.Topic() == events.TopicReconnected })
 
 	for _, line := range rec.Lines() {

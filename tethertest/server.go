@@ -51,7 +51,6 @@ type network struct {
 	closing bool
 
 	gen     atomic.Uint64 // bumped on every change a Settle waits on
-	pending atomic.Int64  // handshakes the server has not finished with
 	watcher *Clock        // told of every change; nil unless the clock is a *Clock
 }
 
@@ -208,7 +207,6 @@ func (s *Server) DialContext(ctx context.Context, network, addr string) (net.Con
 	n.pipes[p] = struct{}{}
 	n.stats.Dials++
 	s.wg.Add(1)
-	n.pending.Add(1)
 	n.mu.Unlock()
 	go s.serve(p.ends[1])
 	n.changed()
@@ -219,15 +217,6 @@ func (s *Server) DialContext(ctx context.Context, network, addr string) (net.Con
 func (s *Server) serve(nc *endpoint) {
 	defer s.wg.Done()
 	defer s.net.changed()
-	handshaking := true
-	finished := func() { // the handshake's outcome is in Stats and Conns
-		if handshaking {
-			handshaking = false
-			s.net.pending.Add(-1)
-			s.net.changed()
-		}
-	}
-	defer finished()
 	s.mu.Lock()
 	status := 0
 	if s.refuse != 0 && s.refuseN != 0 {
@@ -263,7 +252,6 @@ func (s *Server) serve(nc *endpoint) {
 	case s.arrived <- struct{}{}:
 	default:
 	}
-	finished()
 	_ = c.Serve(context.Background())
 	s.mu.Lock()
 	for i, x := range s.conns {
@@ -403,9 +391,6 @@ func (s *Server) Close() error {
 
 // atRest reports whether nothing moves on the network without the clock.
 func (s *Server) atRest() bool {
-	if s.net.pending.Load() > 0 {
-		return false
-	}
 	now := s.net.clock.Now()
 	for _, p := range s.net.snapshot() {
 		if !p.atRest(now) {
