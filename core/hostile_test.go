@@ -19,6 +19,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/heartbeat"
 )
 
 // Tests of a malicious peer: each attack is refused with the right close
@@ -247,6 +248,19 @@ func TestHostileServerCloseFrames(t *testing.T) {
 	}
 }
 
+// waitFor yields until cond holds: for progress that needs no timer, only
+// other goroutines to run. The test context bounds it.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	ctx := testCtx(t)
+	for !cond() {
+		if ctx.Err() != nil {
+			t.Fatal("the condition never held")
+		}
+		runtime.Gosched()
+	}
+}
+
 // countingConn counts the bytes read from it.
 type countingConn struct {
 	net.Conn
@@ -375,9 +389,7 @@ func TestHostileSlowLoris(t *testing.T) {
 		if _, err := nc.Write(trickle[i : i+1]); err != nil {
 			t.Fatal(err)
 		}
-		for cc.n.Load() < int64(i+1) {
-			runtime.Gosched() // the server reads at once; nothing waits for wall time
-		}
+		waitFor(t, func() bool { return cc.n.Load() >= int64(i+1) })
 		clock.Advance(step)
 		select {
 		case err := <-res:
@@ -424,4 +436,51 @@ func TestHostileServerHandshakeBomb(t *testing.T) {
 	}
 	ln.Close()
 	<-wrote
+}
+
+// A ping flood from a peer that never reads its pongs: once the socket
+// buffers are full the pong write blocks the read loop, so the server
+// stops reading the flood; a server heartbeat, whose ping cannot be
+// answered, drops the connection after interval + timeout on the injected
+// clock. What the server read is bounded by the socket buffers, not by the
+// flood.
+func TestHostilePingFloodWithoutReadingIsDropped(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	hb, err := heartbeat.New(heartbeat.Config{Interval: 30 * time.Second, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc *countingConn
+	p := newRawPeerWrap(t, &core.Upgrader{Config: core.Config{Clock: clock, Plugins: []core.Plugin{hb}}}, func(nc net.Conn) net.Conn {
+		_ = nc.(*net.TCPConn).SetWriteBuffer(8 << 10)
+		cc = &countingConn{Conn: nc}
+		return cc
+	})
+	_ = p.nc.(*net.TCPConn).SetReadBuffer(8 << 10)
+	ping := frameWire(t, masked(ws.NewPingFrame(bytes.Repeat([]byte{'p'}, 125))))
+	const floodBytes = 16 << 20
+	wrote := flood(p.nc, ping, ping, floodBytes) // and never a read
+	// The flood is under way: the server has answered more pings than the
+	// readiness ping. (It reads about 22 KB here before its pongs block it.)
+	waitFor(t, func() bool { return cc.n.Load() >= 8<<10 })
+
+	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil { // the heartbeat's interval
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Second)
+	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil { // its ping is out (or stuck): the timeout
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Second)
+	err = waitErr(t, p.serve)
+	if !errors.Is(err, heartbeat.ErrTimeout) {
+		t.Fatalf("Serve = %v, want heartbeat.ErrTimeout", err)
+	}
+	_ = p.nc.Close()
+	n := <-wrote
+	read := cc.n.Load()
+	t.Logf("ping flood, peer not reading: dropped after 40 s (simulated); the peer wrote %d bytes, the server read %d", n, read)
+	if read >= floodBytes {
+		t.Fatalf("the server read the whole flood (%d bytes) without its pongs being read", read)
+	}
 }
