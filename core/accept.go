@@ -1,7 +1,9 @@
 package core
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,6 +48,12 @@ type Upgrader struct {
 	// Config.Clock. Zero means DefaultHandshakeTimeout; negative is an
 	// error. Upgrade relies on the http.Server's own timeouts.
 	HandshakeTimeout time.Duration
+
+	// MaxHandshakeBytes bounds the request a client sends to Accept (request
+	// line and headers); a bigger one is answered with HTTP 431 and fails
+	// with ErrHandshakeTooBig. Zero means DefaultMaxHandshakeBytes; negative
+	// is an error. Upgrade relies on the http.Server's MaxHeaderBytes.
+	MaxHandshakeBytes int
 }
 
 // AllowAnyOrigin is a CheckOrigin that accepts every origin. Use it only
@@ -127,6 +135,10 @@ func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
 	if timeout == 0 {
 		timeout = DefaultHandshakeTimeout
 	}
+	if u.MaxHandshakeBytes < 0 {
+		_ = nc.Close()
+		return nil, fmt.Errorf("%w: MaxHandshakeBytes %d is negative", ErrInvalidConfig, u.MaxHandshakeBytes)
+	}
 	var timedOut = make(chan struct{})
 	t := cfg.Clock.AfterFunc(timeout, func() {
 		close(timedOut)
@@ -161,13 +173,24 @@ func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
 	if len(u.Protocols) > 0 {
 		up.Protocol = func(p []byte) bool { return u.selectProtocol(string(p)) }
 	}
-	hs, err := up.Upgrade(nc)
+	// gobwas reads a header line of any length into memory: the request is
+	// read through a limit.
+	limited := struct {
+		io.Reader
+		io.Writer
+	}{&handshakeReader{r: nc, left: handshakeLimit(u.MaxHandshakeBytes)}, nc}
+	hs, err := up.Upgrade(limited)
 	stopped := t.Stop()
 	if err == nil && !stopped {
 		<-timedOut // the timer fired as the handshake finished: the socket is poisoned
 		err = ErrHandshakeTimeout
 	}
 	if err != nil {
+		if errors.Is(err, ErrHandshakeTooBig) && stopped {
+			// gobwas answers nothing on a read error; a few bytes on a
+			// connection that has had no write yet fit the socket buffer.
+			_, _ = io.WriteString(nc, "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+		}
 		_ = nc.Close()
 		select {
 		case <-timedOut:

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -40,6 +41,33 @@ type Dialer struct {
 	// HandshakeTimeout bounds the connect and the opening handshake, on
 	// Config.Clock. Zero means no bound beyond ctx; negative is an error.
 	HandshakeTimeout time.Duration
+
+	// MaxHandshakeBytes bounds the server's answer to the opening handshake
+	// (status line and headers); a bigger one fails the dial with
+	// ErrHandshakeTooBig. Zero means DefaultMaxHandshakeBytes; negative is
+	// an error.
+	MaxHandshakeBytes int
+}
+
+// errBadStatus: a handshake answer whose status is not three digits.
+var errBadStatus = protocolError("handshake answered with a malformed HTTP status")
+
+// statusLineSays reports whether an HTTP status line carries status, a
+// valid one (100-599), as exactly three digits after its protocol version.
+func statusLineSays(line []byte, status int) bool {
+	_, rest, ok := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(" "))
+	code, _, _ := bytes.Cut(rest, []byte(" "))
+	if !ok || len(code) != 3 {
+		return false
+	}
+	n := 0
+	for _, b := range code {
+		if b < '0' || b > '9' {
+			return false
+		}
+		n = n*10 + int(b-'0')
+	}
+	return n == status && n >= 100 && n <= 599 // RFC 9110 15: classes 1xx to 5xx
 }
 
 // Dial dials rawURL with a zero Dialer carrying cfg; see Dialer.Dial.
@@ -53,7 +81,7 @@ func Dial(ctx context.Context, rawURL string, cfg Config) (*Conn, error) {
 func ParseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, redactError(err, rawURL))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "ws", "http":
@@ -64,7 +92,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: scheme %q is not ws or wss", ErrBadURL, u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("%w: %q has no host", ErrBadURL, rawURL)
+		return nil, fmt.Errorf("%w: %q has no host", ErrBadURL, RedactURL(rawURL))
 	}
 	if u.Fragment != "" {
 		return nil, fmt.Errorf("%w: a WebSocket URL has no fragment", ErrBadURL)
@@ -90,6 +118,9 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	if d.HandshakeTimeout < 0 {
 		return nil, fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, d.HandshakeTimeout)
 	}
+	if d.MaxHandshakeBytes < 0 {
+		return nil, fmt.Errorf("%w: MaxHandshakeBytes %d is negative", ErrInvalidConfig, d.MaxHandshakeBytes)
+	}
 	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -109,7 +140,15 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	}
 
 	var refused *HandshakeError
+	var limited *handshakeConn // gobwas reads a header line of any length into memory
 	wd := ws.Dialer{
+		WrapConn: func(nc net.Conn) net.Conn {
+			if nc == nil {
+				return nil // gobwas wraps a failed dial's nil too
+			}
+			limited = newHandshakeConn(nc, handshakeLimit(d.MaxHandshakeBytes))
+			return limited
+		},
 		ReadBufferSize:  cfg.ReadBufferSize,
 		WriteBufferSize: cfg.WriteBufferSize,
 		Protocols:       d.Protocols,
@@ -120,10 +159,16 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 			// socket, so that a test clock never sees the connection gone
 			// while its timer is still armed.
 			stopTimer()
-			refused = &HandshakeError{StatusCode: status}
 			// The headers of a refusal are read for Retry-After and the like,
 			// at most 64 KiB of them: a hostile server cannot make us buffer more.
-			if r, err := http.ReadResponse(bufio.NewReader(io.LimitReader(resp, 64<<10)), nil); err == nil {
+			br := bufio.NewReader(io.LimitReader(resp, 64<<10))
+			line, err := br.ReadSlice('\n')
+			if err != nil || !statusLineSays(line, status) {
+				return // gobwas reads "1:1" as 111: not an answer to report
+			}
+			refused = &HandshakeError{StatusCode: status}
+			line = bytes.Clone(line)
+			if r, err := http.ReadResponse(bufio.NewReader(io.MultiReader(bytes.NewReader(line), br)), nil); err == nil {
 				refused.Header = r.Header
 			}
 		},
@@ -141,11 +186,18 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		case refused != nil:
 			return nil, refused
 		case errors.As(err, &se):
-			return nil, &HandshakeError{StatusCode: int(se)}
+			// Not three digits (gobwas parses any bytes as digits): no
+			// HTTP answer to report, or to retry after.
+			return nil, fmt.Errorf("tether: dial %s: %w", redactParsed(u), errBadStatus)
 		case timedOut.Load():
-			return nil, fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, d.HandshakeTimeout, err)
+			return nil, fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, d.HandshakeTimeout, redactError(err, rawURL, u.String()))
 		}
-		return nil, fmt.Errorf("tether: dial %s: %w", u.Redacted(), err)
+		// Errors of the layers below may quote the URL, query and all.
+		return nil, fmt.Errorf("tether: dial %s: %w", redactParsed(u), redactError(err, rawURL, u.String()))
+	}
+	if limited != nil && nc == net.Conn(limited) {
+		limited.lift() // br, if any, reads on through it
+		nc = limited.Conn
 	}
 	return adopt(nc, br, nil, true, hs.Protocol, cfg)
 }

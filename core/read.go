@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -105,7 +104,7 @@ func (c *Conn) readLoop() error {
 		}
 		start := len(c.msg)
 		c.mayBlock(int(min(h.Length, int64(br.Size())+1))) // more than the buffer holds: always flush first
-		c.msg, err = readAppend(br, c.msg, h.Length)
+		c.msg, err = readAppend(br, c.msg, h.Length, c.maxMsg)
 		if err != nil {
 			return c.readFailed(err)
 		}
@@ -143,10 +142,18 @@ func satAdd(a, b int64) int64 {
 	return a + b
 }
 
-func readAppend(r io.Reader, buf []byte, n int64) ([]byte, error) {
+// readAppend reads n more bytes of a message into buf. The caller checked
+// that len(buf)+n <= limit; buf grows as bytes arrive, doubling, but never
+// past limit: a peer cannot make the buffer bigger than the biggest message
+// it may send.
+func readAppend(r io.Reader, buf []byte, n, limit int64) ([]byte, error) {
 	for n > 0 {
 		chunk := int(min(n, readChunk))
-		buf = slices.Grow(buf, chunk)
+		if cap(buf)-len(buf) < chunk {
+			grown := make([]byte, len(buf), min(max(2*int64(cap(buf)), int64(len(buf)+chunk)), limit))
+			copy(grown, buf)
+			buf = grown
+		}
 		m, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk])
 		buf = buf[:len(buf)+m]
 		if err != nil {

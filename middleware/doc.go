@@ -1,5 +1,5 @@
 // Package middleware holds ready-made members of tether's middleware chain,
-// one per file: Recover, Logging and MaxSize.
+// one per file: Recover, Logging and MaxSize, and the PingLimit plugin.
 //
 // Each returns a core.Middleware usable on the inbound chain
 // (core.Config.Inbound), the outbound chain (core.Config.Outbound) or both.
