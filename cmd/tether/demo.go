@@ -82,16 +82,18 @@ func realtimeDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool) 
 		at time.Duration
 		do func()
 	}{
-		{3 * time.Second, func() { r.fault("drop", "drops every connection (no close frame)", r.proxy.Drop) }},
+		{3 * time.Second, func() { r.fault("drop", "drops every connection (no close frame)", func() { r.proxy.Drop() }) }},
 		{6 * time.Second, func() {
-			r.fault("blackhole", "black-holes every connection: bytes vanish, sockets stay open", r.proxy.BlackHole)
+			r.fault("blackhole", "black-holes every connection: bytes vanish, sockets stay open", func() { r.proxy.BlackHole() })
 		}},
 		{10 * time.Second, func() {
-			r.fault("refuse", "refuses handshakes with 503 for 1.5 s, and drops", func() int { r.proxy.Refuse(http.StatusServiceUnavailable); return r.proxy.Drop() })
+			r.fault("refuse", "refuses handshakes with 503 for 1.5 s, and drops", func() { r.proxy.Refuse(http.StatusServiceUnavailable); r.proxy.Drop() })
 		}},
-		{11500 * time.Millisecond, func() { r.fault("recover", "accepts handshakes again", func() int { r.proxy.Refuse(0); return r.proxy.Live() }) }},
+		{11500 * time.Millisecond, func() {
+			r.fault("recover", "accepts handshakes again", func() { r.proxy.Refuse(0) })
+		}},
 		{14 * time.Second, func() {
-			r.fault("gone", "refuses handshakes for good, and drops", func() int { r.proxy.Refuse(http.StatusServiceUnavailable); return r.proxy.Drop() })
+			r.fault("gone", "refuses handshakes for good, and drops", func() { r.proxy.Refuse(http.StatusServiceUnavailable); r.proxy.Drop() })
 		}},
 	}
 	tick := clock.NewTicker(rtSendEvery)

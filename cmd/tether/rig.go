@@ -39,7 +39,11 @@ type rig struct {
 	client *tether.Client
 	evs    chan events.Event // the client's lifecycle events, for the script
 	echoes chan string       // the client's received messages, for the script
-	unsubs []func()
+
+	srvMu      sync.Mutex
+	srvOpen    int           // the server's Connected minus Disconnected events
+	srvChanged chan struct{} // closed when srvOpen changes
+	unsubs     []func()
 
 	mu       sync.Mutex
 	sent     []string        // accepted by Send, in order
@@ -65,9 +69,10 @@ func newRig(ctx context.Context, c rigConfig) (*rig, error) {
 	r := &rig{
 		clock: c.clock, start: c.clock.Now(), out: c.out,
 		cliBus: events.NewBus(), srvBus: events.NewBus(),
-		evs:    make(chan events.Event, 4096),
-		echoes: make(chan string, 4096),
-		queued: map[string]bool{}, atServer: map[string]bool{}, echoed: map[string]bool{},
+		evs:        make(chan events.Event, 4096),
+		echoes:     make(chan string, 4096),
+		srvChanged: make(chan struct{}),
+		queued:     map[string]bool{}, atServer: map[string]bool{}, echoed: map[string]bool{},
 	}
 	ok := false
 	defer func() {
@@ -76,6 +81,12 @@ func newRig(ctx context.Context, c rigConfig) (*rig, error) {
 		}
 	}()
 	u, err := subscribeLifecycle(r.srvBus, func(e events.Event) {
+		switch e.(type) {
+		case events.Connected:
+			r.serverConns(+1)
+		case events.Disconnected:
+			r.serverConns(-1)
+		}
 		switch e.(type) {
 		case events.HeartbeatSent, events.PongReceived:
 			if !c.showServerHB {
@@ -170,13 +181,17 @@ func (r *rig) send() string {
 	return m
 }
 
-// fault applies one fault and prints it on the timeline.
-func (r *rig) fault(name, text string, do func() int) {
-	n := do()
+// fault prints one fault on the timeline, then applies it: printed
+// first, so that the events it causes come after it.
+func (r *rig) fault(name, text string, do func()) {
+	r.cliBus.Wait() // what happened before the fault is printed before it
+	r.srvBus.Wait()
+	n := r.proxy.Live()
 	r.mu.Lock()
 	r.faults = append(r.faults, name)
 	r.mu.Unlock()
-	r.say("proxy", "fault."+name, fmt.Sprintf("%s (%d connection(s))", text, n), map[string]any{"fault": name, "conns": n})
+	r.say("proxy", "fault."+name, fmt.Sprintf("%s (%d live connection(s))", text, n), map[string]any{"fault": name, "conns": n})
+	do()
 }
 
 func (r *rig) say(who, kind, text string, fields map[string]any) {
@@ -198,6 +213,36 @@ func await[E events.Event](r *rig, match func(E) bool) (E, error) {
 			}
 		case <-guard.C:
 			return zero, fmt.Errorf("demo: no %s event came", name)
+		}
+	}
+}
+
+// serverConns records a change in the server's open connections.
+func (r *rig) serverConns(delta int) {
+	r.srvMu.Lock()
+	r.srvOpen += delta
+	close(r.srvChanged)
+	r.srvChanged = make(chan struct{})
+	r.srvMu.Unlock()
+}
+
+// serverIdle waits until every server-side connection has published its
+// Disconnected: until then a closing connection may hold a close timer on
+// the clock, which a BlockUntil would take for the timer a step awaits.
+func (r *rig) serverIdle() error {
+	guard := time.NewTimer(15 * time.Second) // wall time: hang guard only
+	defer guard.Stop()
+	for {
+		r.srvMu.Lock()
+		n, changed := r.srvOpen, r.srvChanged
+		r.srvMu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-guard.C:
+			return fmt.Errorf("demo: the server kept %d connection(s) open", n)
 		}
 	}
 }
@@ -305,10 +350,9 @@ func (r *rig) summarize() summary {
 			}
 		case unsent[m]:
 		default:
+			// Written to a connection that died with it (the library's
+			// documented limit: only an application's acks can tell).
 			s.Lost = append(s.Lost, m)
-		}
-		if r.queued[m] && !r.atServer[m] && !unsent[m] {
-			s.Problems = append(s.Problems, m+" was queued while reconnecting, then neither delivered nor reported unsent")
 		}
 	}
 	return s

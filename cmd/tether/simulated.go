@@ -71,6 +71,15 @@ func (d *simDriver) advance(dur time.Duration) error {
 	return nil
 }
 
+// afterLoss advances the clock by a reconnect delay, once the connection
+// that was lost has ended on both sides.
+func (d *simDriver) afterLoss(delay time.Duration) error {
+	if err := d.r.serverIdle(); err != nil {
+		return err
+	}
+	return d.advance(delay)
+}
+
 // outage follows the client through one outage: at every scheduled
 // attempt it advances the clock by the announced delay. Before attempt
 // number recoverAt (0: never) the proxy accepts handshakes again. It
@@ -90,9 +99,9 @@ func (d *simDriver) outage(recoverAt int) error {
 		switch e := e.(type) {
 		case events.ReconnectScheduled:
 			if e.Attempt == recoverAt {
-				d.r.fault("recover", "accepts handshakes again", func() int { d.r.proxy.Refuse(0); return d.r.proxy.Live() })
+				d.r.fault("recover", "accepts handshakes again", func() { d.r.proxy.Refuse(0) })
 			}
-			if err := d.advance(e.Delay); err != nil {
+			if err := d.afterLoss(e.Delay); err != nil {
 				return err
 			}
 		default:
@@ -126,12 +135,12 @@ func (d *simDriver) script() error {
 		// 1m10s: the connection drops; what is sent meanwhile is queued and
 		// delivered after the reconnect.
 		func() error {
-			r.fault("drop", "drops every connection (no close frame)", r.proxy.Drop)
+			r.fault("drop", "drops every connection (no close frame)", func() { r.proxy.Drop() })
 			if _, err := await(d.r, func(events.ReconnectScheduled) bool { return true }); err != nil {
 				return err
 			}
 			a, b := r.send(), r.send()
-			if err := d.advance(time.Second); err != nil {
+			if err := d.afterLoss(time.Second); err != nil {
 				return err
 			}
 			if err := r.awaitEcho(a); err != nil {
@@ -143,7 +152,7 @@ func (d *simDriver) script() error {
 		// ping, 30 s later, goes unanswered and the peer is declared dead
 		// 10 s after it.
 		func() error {
-			r.fault("blackhole", "black-holes every connection: bytes vanish, sockets stay open", r.proxy.BlackHole)
+			r.fault("blackhole", "black-holes every connection: bytes vanish, sockets stay open", func() { r.proxy.BlackHole() })
 			r.send()
 			if err := d.advance(heartbeat.DefaultInterval); err != nil {
 				return err
@@ -158,7 +167,7 @@ func (d *simDriver) script() error {
 				return err
 			}
 			m := r.send()
-			if err := d.advance(time.Second); err != nil {
+			if err := d.afterLoss(time.Second); err != nil {
 				return err
 			}
 			return r.awaitEcho(m)
@@ -166,12 +175,12 @@ func (d *simDriver) script() error {
 		// Handshakes refused with 503 for three attempts (1, 2, 4 s); the
 		// fourth, 8 s later, gets through.
 		func() error {
-			r.fault("refuse", "refuses handshakes with 503, and drops", func() int { r.proxy.Refuse(http.StatusServiceUnavailable); return r.proxy.Drop() })
+			r.fault("refuse", "refuses handshakes with 503, and drops", func() { r.proxy.Refuse(http.StatusServiceUnavailable); r.proxy.Drop() })
 			if _, err := await(d.r, func(events.ReconnectScheduled) bool { return true }); err != nil {
 				return err
 			}
 			m := r.send()
-			if err := d.advance(time.Second); err != nil {
+			if err := d.afterLoss(time.Second); err != nil {
 				return err
 			}
 			if err := d.outage(4); err != nil {
@@ -182,7 +191,7 @@ func (d *simDriver) script() error {
 		// The server goes away for good: 1, 2, 4, 8, 16 s, then the client
 		// gives up and returns what it could not send.
 		func() error {
-			r.fault("gone", "refuses handshakes for good, and drops", func() int { r.proxy.Refuse(http.StatusServiceUnavailable); return r.proxy.Drop() })
+			r.fault("gone", "refuses handshakes for good, and drops", func() { r.proxy.Refuse(http.StatusServiceUnavailable); r.proxy.Drop() })
 			if _, err := await(d.r, func(events.Disconnected) bool { return true }); err != nil {
 				return err
 			}
