@@ -65,6 +65,8 @@ func realtimeDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool) 
 	if err != nil {
 		return summary{}, err
 	}
+	out.write(clock.Now(), "demo", "demo.start", fmt.Sprintf("client -> fault proxy -> server on loopback; ping every %v, pong timeout %v; reconnect after %v, doubling, 5 attempts; a message every %v",
+		rtPing, rtPongTimeout, rtRetryBase, rtSendEvery), map[string]any{"simulated": false})
 	r, err := newRig(ctx, rigConfig{
 		clock: clock, out: out, showServerHB: verbose,
 		clientHB: heartbeat.Config{Interval: rtPing, Timeout: rtPongTimeout},
@@ -75,8 +77,6 @@ func realtimeDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool) 
 		return summary{}, err
 	}
 	defer r.close()
-	r.say("demo", "demo.start", fmt.Sprintf("client -> proxy %s -> server; ping every %v, pong timeout %v; reconnect after %v, doubling, 5 attempts; a message every %v",
-		r.proxy.Addr(), rtPing, rtPongTimeout, rtRetryBase, rtSendEvery), map[string]any{"simulated": false})
 
 	script := []struct {
 		at time.Duration

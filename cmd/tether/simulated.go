@@ -29,6 +29,8 @@ func simulatedDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool)
 	out := &lineWriter{w: stdout, json: jsonOut, start: simStart, stamp: func(t time.Time) string {
 		return fmt.Sprintf("%8s", "+"+t.Sub(simStart).String())
 	}}
+	out.write(clock.Now(), "demo", "demo.start", fmt.Sprintf("simulated time: client -> fault proxy -> server on loopback; ping every %v, pong timeout %v; reconnect after 1, 2, 4, 8, 16 s",
+		heartbeat.DefaultInterval, heartbeat.DefaultTimeout), map[string]any{"simulated": true})
 	r, err := newRig(ctx, rigConfig{
 		clock: clock, out: out, showServerHB: verbose,
 		clientHB:   heartbeat.Config{}, // the recipe's: 30 s, 10 s
@@ -124,8 +126,6 @@ func (d *simDriver) heartbeatRound(wait time.Duration) error {
 
 func (d *simDriver) script() error {
 	r := d.r
-	r.say("demo", "demo.start", fmt.Sprintf("simulated time: client -> proxy %s -> server; ping every %v, pong timeout %v; reconnect after 1, 2, 4, 8, 16 s",
-		r.proxy.Addr(), heartbeat.DefaultInterval, heartbeat.DefaultTimeout), map[string]any{"simulated": true})
 	steps := []func() error{
 		func() error { return r.awaitEcho(r.send()) },
 		// Two heartbeats answered: at 30 s and 60 s.
