@@ -208,19 +208,17 @@ type echoConfig struct {
 // closes with the code asked for by a text "/close CODE [REASON]", and
 // echoes everything else. Its connections stop serving on shutdown.
 type echoServer struct {
-	up       core.Upgrader
-	ctx      context.Context // ends at shutdown: connections close with 1001
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	down     bool
-	onMsg    func(ws.OpCode, []byte)
-	liveMu   sync.Mutex
-	liveConn map[*core.Conn]struct{}
+	up     core.Upgrader
+	ctx    context.Context // ends at shutdown: connections close with 1001
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	down   bool
+	onMsg  func(ws.OpCode, []byte)
 }
 
 func newEchoServer(c echoConfig) (*echoServer, error) {
-	s := &echoServer{onMsg: c.onMessage, liveConn: map[*core.Conn]struct{}{}}
+	s := &echoServer{onMsg: c.onMessage}
 	pong, err := heartbeat.Responder(heartbeat.Config{})
 	if err != nil {
 		return nil, err
@@ -229,7 +227,6 @@ func newEchoServer(c echoConfig) (*echoServer, error) {
 		tether.WithBus(c.bus),
 		tether.WithMiddleware(middleware.Recover(), middleware.Logging(c.log, middleware.Inbound), pong),
 		tether.WithHandler(s.handle),
-		tether.WithPlugin(core.PluginFunc(s.track)),
 	}
 	if c.maxMessage > 0 {
 		opts = append(opts, tether.WithMaxMessageSize(c.maxMessage))
@@ -266,18 +263,6 @@ func (s *echoServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = c.Serve(s.ctx)
-}
-
-// track counts live connections (for the demo's checks).
-func (s *echoServer) track(_ context.Context, c *core.Conn) error {
-	s.liveMu.Lock()
-	s.liveConn[c] = struct{}{}
-	s.liveMu.Unlock()
-	return c.OnClose(func() {
-		s.liveMu.Lock()
-		delete(s.liveConn, c)
-		s.liveMu.Unlock()
-	})
 }
 
 func (s *echoServer) handle(ctx context.Context, f core.Frame) error {
@@ -318,13 +303,6 @@ func (s *echoServer) shutdown() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-}
-
-// live returns how many connections are open.
-func (s *echoServer) live() int {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	return len(s.liveConn)
 }
 
 func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
