@@ -115,4 +115,9 @@ func TestConnectRefusedFirstDial(t *testing.T) {
 	if code != exitFailure || !strings.Contains(stderr, "connecting to ws://"+addr) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
+	// wall time: with --retry-first-dial the refused dial is retried after 5 ms and 10 ms on the real clock.
+	code, _, stderr = runCLI(t, strings.NewReader(""), "connect", "--json", "--retry-first-dial", "--retry-base", "5ms", "--retry-max-attempts", "2", "ws://"+addr+"/ws")
+	if code != exitFailure || strings.Count(stderr, `"event":"tether.reconnect.attempt"`) != 2 || !strings.Contains(stderr, "gave up after 2 attempt(s)") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
 }
