@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/middleware"
+)
+
+//go:embed page.html
+var pageHTML []byte
+
+// serveFlags are the flags of tether serve.
+type serveFlags struct {
+	addr        string
+	path        string
+	logFormat   *choice
+	logLevel    *choice
+	hb          heartbeatFlags
+	anyOrigin   bool
+	maxMessage  int64
+	onListening func(addr string) // tests: told the bound address
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serveWith(ctx, args, stdout, stderr, nil)
+}
+
+func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, onListening func(string)) error {
+	var f serveFlags
+	fs := newFlagSet("serve", "tether serve [--addr 127.0.0.1:8080] [--path /ws] [--log-format text|json] [flags]")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	fs.StringVar(&f.path, "path", "/ws", "path of the WebSocket endpoint (the page is at /)")
+	f.logFormat = newChoice("text", "text", "json")
+	fs.Var(f.logFormat, "log-format", "log format: text|json")
+	f.logLevel = newChoice("info", "debug", "info", "warn", "error")
+	fs.Var(f.logLevel, "log-level", "log level: debug|info|warn|error (debug adds every ping and pong)")
+	f.hb.register(fs, "")
+	fs.BoolVar(&f.anyOrigin, "allow-any-origin", false, "accept browsers from any origin (default: same origin only)")
+	fs.Int64Var(&f.maxMessage, "max-message-size", core.DefaultMaxMessageSize, "largest message accepted, in bytes (bigger ones close with 1009)")
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	f.onListening = onListening
+	return f.run(ctx, stderr)
+}
+
+func (f *serveFlags) check() error {
+	host, port, err := net.SplitHostPort(f.addr)
+	if err != nil {
+		return usagef("bad --addr %q: %v", f.addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return usagef("bad --addr %q: port %q is not a number from 0 to 65535", f.addr, port)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return usagef("bad --addr %q: host %q is not an IP address or localhost", f.addr, host)
+	}
+	if !strings.HasPrefix(f.path, "/") || f.path == "/" || strings.ContainsAny(f.path, "?# ") {
+		return usagef("bad --path %q: want an absolute path other than / (the page is served there), without query", f.path)
+	}
+	if f.maxMessage <= 0 {
+		return usagef("--max-message-size %d must be positive", f.maxMessage)
+	}
+	return nil
+}
+
+func (f *serveFlags) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(f.logLevel.value)) // the choice allows only valid names
+	o := &slog.HandlerOptions{Level: level}
+	if f.logFormat.value == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	hb, hbOn, err := f.hb.config()
+	if err != nil {
+		return err
+	}
+	log := f.logger(stderr)
+	bus := events.NewBus(events.WithLogger(log))
+	defer bus.Close()
+	unsub, err := subscribeLifecycle(bus, func(e events.Event) { logEvent(log, e) })
+	if err != nil {
+		return err
+	}
+	defer unsub()
+
+	s, err := newEchoServer(echoConfig{bus: bus, heartbeat: hb, heartbeatOn: hbOn, anyOrigin: f.anyOrigin, maxMessage: f.maxMessage, log: log})
+	if err != nil {
+		return err
+	}
+	pathJS, _ := json.Marshal(f.path) // a JSON string is a JavaScript string literal
+	page := bytes.Replace(pageHTML, []byte(`"__TETHER_WS_PATH__"`), pathJS, 1)
+	mux := http.NewServeMux()
+	mux.Handle(f.path, s)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(page)
+	})
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	addr := ln.Addr().String()
+	log.Info("listening", "addr", addr, "ws", "ws://"+addr+f.path, "page", "http://"+addr+"/",
+		"heartbeat", heartbeatDesc(hb, hbOn))
+	if f.onListening != nil {
+		f.onListening(addr)
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		s.shutdown()
+		return err
+	}
+	log.Info("shutting down: closing connections with 1001")
+	// wall time: the HTTP server's shutdown grace, a real-time bound by nature.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	s.shutdown() // hijacked WebSocket connections are ours to close
+	<-served
+	bus.Wait()
+	return err
+}
+
+func heartbeatDesc(hb heartbeat.Config, on bool) string {
+	if !on {
+		return "off"
+	}
+	return fmt.Sprintf("%v ping, %v timeout", hb.Interval, hb.Timeout)
+}
+
+// logEvent logs a lifecycle event: pings and pongs at Debug, trouble at
+// Warn, the rest at Info.
+func logEvent(log *slog.Logger, e events.Event) {
+	text, fields := describe(e)
+	level := slog.LevelInfo
+	switch e.(type) {
+	case events.HeartbeatSent, events.PongReceived:
+		level = slog.LevelDebug
+	case events.HeartbeatMissed, events.HeartbeatTimeout, events.Error:
+		level = slog.LevelWarn
+	}
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("event", e.Topic().String())}
+	for _, k := range sortedKeys(fields) {
+		attrs = append(attrs, slog.Any(k, fields[k]))
+	}
+	log.LogAttrs(context.Background(), level, text, attrs...)
+}
+
+// echoConfig configures the echo server of serve and demo.
+type echoConfig struct {
+	bus         *events.Bus
+	heartbeat   heartbeat.Config
+	heartbeatOn bool
+	anyOrigin   bool
+	maxMessage  int64
+	log         *slog.Logger
+	opts        []tether.Option // extra options (demo: the clock)
+	onMessage   func(op ws.OpCode, payload []byte)
+}
+
+// echoServer is the WebSocket endpoint of serve: it answers text "ping"
+// with "pong" (and protocol pings, as every tether connection does),
+// closes with the code asked for by a text "/close CODE [REASON]", and
+// echoes everything else. Its connections stop serving on shutdown.
+type echoServer struct {
+	up     core.Upgrader
+	ctx    context.Context // ends at shutdown: connections close with 1001
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	down   bool
+	onMsg  func(ws.OpCode, []byte)
+}
+
+func newEchoServer(c echoConfig) (*echoServer, error) {
+	s := &echoServer{onMsg: c.onMessage}
+	pong, err := heartbeat.Responder(heartbeat.Config{})
+	if err != nil {
+		return nil, err
+	}
+	opts := []tether.Option{
+		tether.WithBus(c.bus),
+		tether.WithMiddleware(middleware.Recover(), middleware.Logging(c.log, middleware.Inbound), pong),
+		tether.WithHandler(s.handle),
+	}
+	if c.maxMessage > 0 {
+		opts = append(opts, tether.WithMaxMessageSize(c.maxMessage))
+	}
+	if c.heartbeatOn {
+		opts = append(opts, tether.WithHeartbeat(c.heartbeat))
+	}
+	cfg, err := tether.NewConfig(append(opts, c.opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	s.up = core.Upgrader{Config: cfg}
+	if c.anyOrigin {
+		s.up.CheckOrigin = core.AllowAnyOrigin
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// ServeHTTP upgrades the request and serves the connection on the
+// request's goroutine until it closes.
+func (s *echoServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.down {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	c, err := s.up.Upgrade(w, r)
+	if err != nil {
+		return
+	}
+	_ = c.Serve(s.ctx)
+}
+
+func (s *echoServer) handle(ctx context.Context, f core.Frame) error {
+	c := core.FromContext(ctx)
+	if s.onMsg != nil {
+		s.onMsg(f.Op, f.Payload)
+	}
+	if f.Op == ws.OpText {
+		if code, reason, ok := parseCloseCommand(f.Payload); ok {
+			if err := core.CheckClose(code, reason); err != nil {
+				return c.WriteText(ctx, "error: "+oneLine(err.Error()))
+			}
+			_ = c.Close(code, reason) // from the handler: returns at once, the read loop finishes the handshake
+			return nil
+		}
+	}
+	return c.Write(ctx, f.Op, f.Payload)
+}
+
+// parseCloseCommand recognises "/close CODE [REASON]".
+func parseCloseCommand(p []byte) (ws.StatusCode, string, bool) {
+	rest, ok := strings.CutPrefix(string(p), "/close ")
+	if !ok {
+		return 0, "", false
+	}
+	codeText, reason, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	n, err := strconv.ParseUint(codeText, 10, 16)
+	if err != nil {
+		return 0, "", false
+	}
+	return ws.StatusCode(n), reason, true
+}
+
+// shutdown closes every connection with 1001 and waits for their handlers.
+func (s *echoServer) shutdown() {
+	s.mu.Lock()
+	s.down = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+
+var _ flag.Value = (*choice)(nil)
