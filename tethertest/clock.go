@@ -19,13 +19,16 @@ import (
 // both.
 //
 // Pass it to tether.WithClock like any clockwork.Clock. A Server created
-// with it is watched automatically; Watch adds a bus.
+// with it is watched automatically; Watch adds a bus. clockwork.WithTimeout
+// and WithDeadline recognise only *clockwork.FakeClock: give them
+// clock.FakeClock (their timers are then not followed by Step).
 type Clock struct {
 	*clockwork.FakeClock
 
 	mu       sync.Mutex
 	funcs    map[*funcTimer]struct{} // AfterFunc timers armed
 	chans    map[*chanTimer]struct{} // channel timers not stopped
+	tickers  map[*ticker]struct{}    // tickers not stopped
 	inflight int                     // AfterFunc callbacks fired and not returned
 	servers  []*Server
 	buses    []*events.Bus
@@ -38,6 +41,7 @@ func NewClock(start time.Time) *Clock {
 		FakeClock: clockwork.NewFakeClockAt(start),
 		funcs:     map[*funcTimer]struct{}{},
 		chans:     map[*chanTimer]struct{}{},
+		tickers:   map[*ticker]struct{}{},
 		wake:      make(chan struct{}, 1),
 	}
 }
@@ -132,11 +136,12 @@ func (ft *funcTimer) Reset(d time.Duration) bool {
 	c := ft.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	wasArmed := false
 	if ft.armed && ft.t.Stop() {
 		ft.armed = false
 		delete(c.funcs, ft)
+		wasArmed = true
 	}
-	wasArmed := ft.armed
 	ft.arm(d)
 	ft.t.Reset(d)
 	return wasArmed
@@ -145,10 +150,16 @@ func (ft *funcTimer) Reset(d time.Duration) bool {
 // chanTimer is a channel timer: the clock is not at rest while it has
 // fired and nobody has received from its channel yet.
 type chanTimer struct {
-	c  *Clock
-	t  clockwork.Timer
-	at time.Time
+	c     *Clock
+	t     clockwork.Timer
+	at    time.Time
+	polls int // Settle's polls since it fired with nobody receiving
 }
+
+// abandonAfter is how many of Settle's polls a fired, unreceived channel
+// timer keeps the clock busy: past it, the timer is taken as abandoned
+// (the usual select on clock.After and a reply that won the race).
+const abandonAfter = 10000
 
 // NewTimer is FakeClock.NewTimer, followed.
 func (c *Clock) NewTimer(d time.Duration) clockwork.Timer {
@@ -180,8 +191,56 @@ func (ct *chanTimer) Reset(d time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.chans[ct] = struct{}{}
-	ct.at = c.FakeClock.Now().Add(d)
+	ct.at, ct.polls = c.FakeClock.Now().Add(d), 0
 	return ct.t.Reset(d)
+}
+
+// Sleep blocks until d has passed on the clock, followed like NewTimer.
+func (c *Clock) Sleep(d time.Duration) {
+	t := c.NewTimer(d)
+	<-t.Chan()
+	t.Stop()
+}
+
+// ticker is a followed clockwork.Ticker: Step stops at each of its ticks.
+type ticker struct {
+	c     *Clock
+	t     clockwork.Ticker
+	start time.Time
+	d     time.Duration
+	polls int // as chanTimer's
+}
+
+// NewTicker is FakeClock.NewTicker, followed: Step stops at every tick and
+// waits, as for a channel timer, until the tick has been received.
+func (c *Clock) NewTicker(d time.Duration) clockwork.Ticker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tk := &ticker{c: c, t: c.FakeClock.NewTicker(d), start: c.FakeClock.Now(), d: d}
+	c.tickers[tk] = struct{}{}
+	return tk
+}
+
+// Chan is the ticker's channel.
+func (tk *ticker) Chan() <-chan time.Time { return tk.t.Chan() }
+
+// Reset changes the period; the next tick is d from now.
+func (tk *ticker) Reset(d time.Duration) {
+	c := tk.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tk.t.Reset(d)
+	tk.start, tk.d = c.FakeClock.Now(), d
+	c.tickers[tk] = struct{}{}
+}
+
+// Stop stops the ticker.
+func (tk *ticker) Stop() {
+	c := tk.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tk.t.Stop()
+	delete(c.tickers, tk)
 }
 
 // Advance moves the clock forward by d at once, without waiting for
@@ -218,34 +277,81 @@ func (c *Clock) next() (time.Time, bool) {
 			at, found = ct.at, true
 		}
 	}
+	for tk := range c.tickers {
+		if tk.d <= 0 {
+			continue
+		}
+		tick := tk.start.Add((now.Sub(tk.start)/tk.d + 1) * tk.d)
+		if !found || tick.Before(at) {
+			at, found = tick, true
+		}
+	}
 	return at, found
 }
 
 // busy names what keeps the clock from being at rest, or returns "".
-func (c *Clock) busy() string {
+// polling is true when the only reason is fired timers nobody has
+// received yet: receiving sends no signal, so Settle polls for it.
+func (c *Clock) busy() (why string, polling bool) {
 	c.mu.Lock()
 	inflight := c.inflight
 	servers := append([]*Server(nil), c.servers...)
 	fired := 0
 	now := c.FakeClock.Now()
 	for ct := range c.chans {
-		if !ct.at.After(now) && len(ct.t.Chan()) > 0 {
+		if ct.at.After(now) {
+			continue
+		}
+		if len(ct.t.Chan()) == 0 { // received (or stopped): nothing left to follow
+			delete(c.chans, ct)
+			continue
+		}
+		if ct.polls++; ct.polls > abandonAfter {
+			delete(c.chans, ct)
+			continue
+		}
+		fired++
+	}
+	for tk := range c.tickers {
+		if len(tk.t.Chan()) == 0 {
+			tk.polls = 0
+			continue
+		}
+		if tk.polls++; tk.polls <= abandonAfter {
 			fired++
 		}
 	}
 	c.mu.Unlock()
-	switch {
-	case inflight > 0:
-		return fmt.Sprintf("%d timer callbacks running", inflight)
-	case fired > 0:
-		return fmt.Sprintf("%d fired timers not received", fired)
+	if inflight > 0 {
+		return fmt.Sprintf("%d timer callbacks running", inflight), false
 	}
 	for _, s := range servers {
 		if !s.atRest() {
-			return "traffic in flight on the in-memory network"
+			return "traffic in flight on the in-memory network", false
 		}
 	}
-	return ""
+	if fired > 0 {
+		return fmt.Sprintf("%d fired timers not received", fired), true
+	}
+	return "", false
+}
+
+// drain waits until every watched bus has delivered what was published
+// so far, or ctx ends.
+func (c *Clock) drain(ctx context.Context) error {
+	c.mu.Lock()
+	buses := append([]*events.Bus(nil), c.buses...)
+	c.mu.Unlock()
+	for _, b := range buses {
+		done := make(chan struct{})
+		go func() { b.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("tethertest: a bus subscriber is still busy: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // Settle waits until the code under test is at rest: no timer callback
@@ -256,13 +362,10 @@ func (c *Clock) busy() string {
 // waiting for an answer) is invisible to it.
 func (c *Clock) Settle(ctx context.Context) error {
 	for {
-		c.mu.Lock()
-		buses := append([]*events.Bus(nil), c.buses...)
-		c.mu.Unlock()
-		for _, b := range buses {
-			b.Wait()
+		if err := c.drain(ctx); err != nil {
+			return err
 		}
-		why := c.busy()
+		why, polling := c.busy()
 		if why == "" {
 			// Confirm after letting runnable goroutines run: a goroutine
 			// woken by the last change may not have touched anything yet.
@@ -270,8 +373,15 @@ func (c *Clock) Settle(ctx context.Context) error {
 			for range 10 {
 				runtime.Gosched()
 			}
-			if c.busy() == "" && c.generation() == gen {
+			if again, _ := c.busy(); again == "" && c.generation() == gen {
 				return nil
+			}
+			continue
+		}
+		if polling {
+			runtime.Gosched()
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("tethertest: not at rest (%s): %w", why, err)
 			}
 			continue
 		}
@@ -316,22 +426,27 @@ func (c *Clock) settleHolding(ctx context.Context, holders int) error {
 	}
 }
 
-// Step moves the clock forward by d, safely: before each move it waits
-// until at least holders timers are armed (the timers the code under test
-// holds when it waits: 1 for a client with a heartbeat or waiting to
+// Step moves the clock forward by d, safely: before the first move it
+// waits until at least holders timers are armed (the timers the code under
+// test holds when it waits: 1 for a client with a heartbeat or waiting to
 // reconnect) and until Settle says the code is at rest; it stops at every
 // followed timer's deadline on the way, settling after each, so no timer
 // fires late and no work that a timer callback starts is skipped over. It
 // returns once the clock is d later and everything has settled again.
 //
-// A goroutine woken by a channel timer (NewTimer, After) is followed only
-// until it receives; what it does next is invisible until it touches the
-// network, a timer or a bus. tether's reconnect loop is one: during a
-// backoff, step to its next timer and wait for its event before stepping
-// on (docs/testing.md).
+// A goroutine woken by a channel timer (NewTimer, After, Sleep, a ticker)
+// is followed only until it receives; what it does next is invisible until
+// it touches the network, a timer or a bus. tether's reconnect loop is one:
+// during a backoff, step to its next timer and wait for its event before
+// stepping on (docs/testing.md).
 func (c *Clock) Step(ctx context.Context, d time.Duration, holders int) error {
 	end := c.FakeClock.Now().Add(d)
-	for {
+	for first := true; ; first = false {
+		// holders counts the timers the code holds when it waits; on the
+		// way it may legitimately hold fewer (a client that gave up).
+		if !first {
+			holders = 0
+		}
 		if err := c.settleHolding(ctx, holders); err != nil {
 			return err
 		}

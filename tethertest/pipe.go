@@ -60,9 +60,12 @@ type pipe struct {
 	cond   *sync.Cond
 	halves [2]half // [0]: to the server, [1]: to the client
 	reset  bool    // dropped by the network: both ends fail
+	// handshaking is true while the server's goroutine has not yet
+	// counted the handshake's outcome
+	handshaking bool
 	// closed[i] is true once end i closed (0: client end, 1: server end)
 	closed [2]bool
-	timers [2]*time.Timer // deadline wake-ups per end, wall time
+	timers [2][2]*time.Timer // deadline wake-ups per end, [0] read [1] write, wall time
 	ends   [2]*endpoint
 }
 
@@ -79,6 +82,7 @@ func newPipe(n *network) *pipe {
 type endpoint struct {
 	p    *pipe
 	side int
+	wmu  sync.Mutex // held across a whole Write: concurrent Writes do not interleave
 }
 
 var _ net.Conn = (*endpoint)(nil)
@@ -167,10 +171,21 @@ func (e *endpoint) readReady(h *half, b []byte) int {
 // this direction, otherwise readable by the peer after the network's delay.
 // It blocks while the direction holds bufferSize bytes.
 func (e *endpoint) Write(b []byte) (int, error) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h := e.out()
+	if len(b) == 0 {
+		switch {
+		case p.closed[e.side]:
+			return 0, net.ErrClosed
+		case p.reset:
+			return 0, ErrReset
+		}
+		return 0, nil
+	}
 	written := 0
 	for written < len(b) {
 		switch {
@@ -217,7 +232,7 @@ func (e *endpoint) Close() error {
 	e.out().eof = true
 	p.stopTimersLocked()
 	p.cond.Broadcast()
-	both := p.closed[0] && p.closed[1]
+	both := p.closed[0] && p.closed[1] && !p.handshaking
 	p.mu.Unlock()
 	p.net.changed()
 	if both {
@@ -238,10 +253,12 @@ func (p *pipe) stopTimersLocked() {
 			p.halves[i].rearm = nil
 		}
 	}
-	for i, t := range p.timers {
-		if t != nil {
-			t.Stop()
-			p.timers[i] = nil
+	for i := range p.timers {
+		for j, t := range p.timers[i] {
+			if t != nil {
+				t.Stop()
+				p.timers[i][j] = nil
+			}
 		}
 	}
 }
@@ -265,6 +282,9 @@ func (p *pipe) drop() {
 func (p *pipe) atRest(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.handshaking && !(p.halves[0].parked && !p.closed[1]) {
+		return false // the server is working on the handshake, or counting it
+	}
 	if p.reset {
 		// Nothing flows any more; what is left is each owner noticing and
 		// closing its end (tether closes both).
@@ -275,7 +295,7 @@ func (p *pipe) atRest(now time.Time) bool {
 			continue
 		}
 		h := &p.halves[1-side] // what this end reads
-		if !h.parked {
+		if !h.parked || (h.eof && h.buffered == 0) {
 			return false
 		}
 		if len(h.chunks) > 0 && !h.chunks[0].at.After(now) {
@@ -315,15 +335,15 @@ func (e *endpoint) SetDeadline(t time.Time) error {
 // wall time (inside a testing/synctest bubble, the bubble's time); a
 // deadline in the past fails blocked and future reads at once.
 func (e *endpoint) SetReadDeadline(t time.Time) error {
-	return e.setDeadline(&e.in().readDeadline, t)
+	return e.setDeadline(&e.in().readDeadline, 0, t)
 }
 
 // SetWriteDeadline sets the write deadline; see SetReadDeadline.
 func (e *endpoint) SetWriteDeadline(t time.Time) error {
-	return e.setDeadline(&e.out().writeDeadline, t)
+	return e.setDeadline(&e.out().writeDeadline, 1, t)
 }
 
-func (e *endpoint) setDeadline(d *time.Time, t time.Time) error {
+func (e *endpoint) setDeadline(d *time.Time, which int, t time.Time) error {
 	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -331,13 +351,13 @@ func (e *endpoint) setDeadline(d *time.Time, t time.Time) error {
 		return net.ErrClosed
 	}
 	*d = t
-	if old := p.timers[e.side]; old != nil {
+	if old := p.timers[e.side][which]; old != nil {
 		old.Stop()
-		p.timers[e.side] = nil
+		p.timers[e.side][which] = nil
 	}
 	if !t.IsZero() {
 		if wait := time.Until(t); wait > 0 { // wall time: a socket deadline is wall time by nature
-			p.timers[e.side] = time.AfterFunc(wait, func() { // wall time: as above
+			p.timers[e.side][which] = time.AfterFunc(wait, func() { // wall time: as above
 				p.mu.Lock()
 				p.cond.Broadcast()
 				p.mu.Unlock()
@@ -350,4 +370,15 @@ func (e *endpoint) setDeadline(d *time.Time, t time.Time) error {
 
 func deadlinePassed(t time.Time) bool {
 	return !t.IsZero() && !time.Now().Before(t) // wall time: a socket deadline is wall time by nature
+}
+
+func (p *pipe) handshakeDone() {
+	p.mu.Lock()
+	p.handshaking = false
+	both := p.closed[0] && p.closed[1]
+	p.mu.Unlock()
+	if both {
+		p.net.forget(p)
+	}
+	p.net.changed()
 }

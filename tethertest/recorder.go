@@ -23,7 +23,7 @@ type Recorder struct {
 	mu     sync.Mutex
 	events []events.Event
 	taken  int           // events already returned by Take
-	added  chan struct{} // signalled on every event
+	added  chan struct{} // closed and replaced on every event: wakes every waiter
 }
 
 // RecorderOption configures a Recorder.
@@ -86,11 +86,9 @@ func (r *Recorder) add(e events.Event) {
 	}
 	r.mu.Lock()
 	r.events = append(r.events, e)
+	close(r.added)
+	r.added = make(chan struct{})
 	r.mu.Unlock()
-	select {
-	case r.added <- struct{}{}:
-	default:
-	}
 }
 
 // Close unsubscribes the recorder. What it recorded stays readable.
@@ -136,9 +134,10 @@ func (r *Recorder) TakeN(ctx context.Context, n int) ([]string, error) {
 			return r.describe(evs), nil
 		}
 		got := r.describe(r.events[r.taken:])
+		added := r.added
 		r.mu.Unlock()
 		select {
-		case <-r.added:
+		case <-added:
 		case <-ctx.Done():
 			return got, fmt.Errorf("tethertest: %d of %d events recorded: %w", len(got), n, ctx.Err())
 		}
@@ -154,22 +153,24 @@ func (r *Recorder) describe(evs []events.Event) []string {
 }
 
 // WaitFor waits until an event for which match returns true has been
-// recorded (already, or later) and returns the first such event.
+// recorded since the last Take or TakeN (already, or later), and returns
+// the first such event. It takes nothing: the next Take still returns it.
 func (r *Recorder) WaitFor(ctx context.Context, match func(events.Event) bool) (events.Event, error) {
 	for {
 		r.mu.Lock()
-		for _, e := range r.events {
+		for _, e := range r.events[r.taken:] {
 			if match(e) {
 				r.mu.Unlock()
 				return e, nil
 			}
 		}
-		n := len(r.events)
+		n := len(r.events) - r.taken
+		added := r.added
 		r.mu.Unlock()
 		select {
-		case <-r.added:
+		case <-added:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("tethertest: no matching event among %d recorded: %w", n, ctx.Err())
+			return nil, fmt.Errorf("tethertest: no matching event among %d recorded since the last take: %w", n, ctx.Err())
 		}
 	}
 }

@@ -126,7 +126,9 @@ type Server struct {
 // opts, as tether.Handler's are (WithClock, WithBus, WithHandler,
 // WithMiddleware, WithHeartbeat, ...). Without WithHandler the server
 // answers the recipe: a text "ping" gets "pong", protocol pings get pongs,
-// and every other message is echoed and can be read with Next.
+// and every other message is echoed and can be read with Next (up to 4096
+// unread messages are kept; beyond that, new ones are dropped, so that a
+// test that never calls Next cannot stall the server).
 //
 // Origins are not checked: the in-memory client is no browser. Close the
 // server when the test ends.
@@ -204,6 +206,7 @@ func (s *Server) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, &net.OpError{Op: "dial", Net: "memory", Err: ErrServerClosed}
 	}
 	p := newPipe(n)
+	p.handshaking = true
 	n.pipes[p] = struct{}{}
 	n.stats.Dials++
 	s.wg.Add(1)
@@ -235,11 +238,13 @@ func (s *Server) serve(nc *endpoint) {
 		s.net.mu.Lock()
 		s.net.stats.Failed++
 		s.net.mu.Unlock()
+		nc.p.handshakeDone()
 		return
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		nc.p.handshakeDone()
 		_ = c.Abort(ErrServerClosed)
 		return
 	}
@@ -248,6 +253,7 @@ func (s *Server) serve(nc *endpoint) {
 	s.net.mu.Lock()
 	s.net.stats.Accepted++
 	s.net.mu.Unlock()
+	nc.p.handshakeDone()
 	select {
 	case s.arrived <- struct{}{}:
 	default:
@@ -266,6 +272,7 @@ func (s *Server) serve(nc *endpoint) {
 // refuseHandshake reads the client's request and answers with status.
 func (s *Server) refuseHandshake(nc *endpoint, status int) {
 	defer nc.Close()
+	defer nc.p.handshakeDone()
 	if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
 		return
 	}
@@ -279,8 +286,8 @@ func (s *Server) refuseHandshake(nc *endpoint, status int) {
 // ...); n < 0 refuses every handshake until Accept. Connections already
 // open are not touched.
 func (s *Server) Refuse(status, n int) error {
-	if status < 200 || status > 599 || status == http.StatusSwitchingProtocols {
-		return fmt.Errorf("tethertest: Refuse status %d is not an HTTP error status", status)
+	if status < 400 || status > 599 {
+		return fmt.Errorf("tethertest: Refuse status %d is not an HTTP error status (400-599)", status)
 	}
 	s.mu.Lock()
 	s.refuse, s.refuseN = status, n
@@ -311,6 +318,11 @@ func (s *Server) BlackHole(dir Direction) {
 	s.net.mu.Lock()
 	s.net.hole = dir & Both
 	s.net.mu.Unlock()
+	for _, p := range s.net.snapshot() { // a writer blocked on a full buffer now writes into the hole
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}
 	s.net.changed()
 }
 
