@@ -155,10 +155,12 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		TLSConfig:       d.TLSConfig,
 		NetDial:         d.NetDial,
 		OnStatusError: func(status int, _ []byte, resp io.Reader) {
-			// The refusal is in: the timer goes before gobwas closes the
-			// socket, so that a test clock never sees the connection gone
-			// while its timer is still armed.
-			stopTimer()
+			// The refusal is in. The timer still bounds the read of its
+			// headers below (a server may send a status line and stall),
+			// and goes when they are read, before gobwas closes the socket,
+			// so that a test clock never sees the connection gone while its
+			// timer is still armed.
+			defer stopTimer()
 			// The headers of a refusal are read for Retry-After and the like,
 			// at most 64 KiB of them: a hostile server cannot make us buffer more.
 			br := bufio.NewReader(io.LimitReader(resp, 64<<10))

@@ -1,8 +1,10 @@
 package core
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -176,6 +178,21 @@ type HandshakeError struct {
 // Error implements error.
 func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("tether: handshake refused with HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+}
+
+// MarshalJSON renders the error with its headers redacted (RedactHeader):
+// events carrying it (GaveUp.LastErr, ReconnectScheduled.Cause) may be
+// logged as JSON without leaking a Set-Cookie.
+func (e *HandshakeError) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		StatusCode int
+		Header     http.Header `json:",omitempty"`
+	}{e.StatusCode, RedactHeader(e.Header)})
+}
+
+// LogValue renders the error for log/slog with its headers redacted.
+func (e *HandshakeError) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int("status", e.StatusCode), slog.Any("header", RedactHeader(e.Header)))
 }
 
 // Temporary reports whether the status suggests trying again later (5xx,

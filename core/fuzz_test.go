@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ func FuzzInboundFrames(f *testing.F) {
 		cfg.Handler = func(_ context.Context, fr Frame) error {
 			if len(fr.Payload) > limit {
 				t.Fatalf("handler got %d bytes over the %d limit", len(fr.Payload), limit)
+			}
+			if fr.Op == ws.OpText && !utf8.Valid(fr.Payload) {
+				t.Fatalf("handler got invalid UTF-8 text %q", fr.Payload)
 			}
 			return nil
 		}
@@ -248,6 +252,9 @@ func acceptKey(key string) string {
 // the handshake), then serves what follows. Dial must never panic, never
 // read more than MaxHandshakeBytes of handshake, succeed only on a 101, and
 // report any other status as a *HandshakeError with that status.
+// wellFormedRefusal matches a status line that is an answer, not a 101.
+var wellFormedRefusal = regexp.MustCompile(`^HTTP/1\.1 ([2-5][0-9][0-9]|1[1-9][0-9]|10[02-9]) [ -~]*$`)
+
 func FuzzDialHandshake(f *testing.F) {
 	ok := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
 	var frames bytes.Buffer
@@ -301,6 +308,11 @@ func FuzzDialHandshake(f *testing.F) {
 			if errors.As(err, &he) && (he.StatusCode == 101 || he.StatusCode < 100 || he.StatusCode > 599 ||
 				strconv.Itoa(he.StatusCode) != strings.TrimLeft(status, "0")) {
 				t.Fatalf("HandshakeError %d for status %q", he.StatusCode, status)
+			}
+			// The other way round: a well-formed refusal is always reported
+			// as one, with its status, so that a classifier can read it.
+			if line, _, found := bytes.Cut(resp, []byte("\r\n")); found && wellFormedRefusal.Match(line) && he == nil {
+				t.Fatalf("status line %q gave %v, want a *HandshakeError", line, err)
 			}
 			return
 		}
@@ -465,6 +477,8 @@ func FuzzRedactURL(f *testing.F) {
 	f.Add("ws://host/%zz?token=s3cret")
 	f.Add("ws://us:er@host@evil/p?q=1")
 	f.Add("::://?#")
+	f.Add("wss://h/ws?eyJhbGciOi.s3cret.sig")
+	f.Add("wss://sk_live_s3cret@h/ws?auth&key")
 	f.Fuzz(func(t *testing.T, raw string) {
 		out := RedactURL(raw)
 		if _, err := url.Parse(raw); err != nil {
@@ -483,12 +497,20 @@ func FuzzRedactURL(f *testing.F) {
 		if u.Fragment != "" {
 			t.Fatalf("RedactURL(%q) = %q keeps the fragment", raw, out)
 		}
-		q, _ := url.ParseQuery(u.RawQuery)
-		for k, vs := range q {
-			for _, v := range vs {
-				if v != Redacted && !(k == Redacted && v == "") {
-					t.Fatalf("RedactURL(%q) = %q keeps %s=%q", raw, out, k, v)
+		if u.User != nil {
+			if _, ok := u.User.Password(); !ok && u.User.Username() != Redacted {
+				t.Fatalf("RedactURL(%q) = %q keeps a user name without a password", raw, out)
+			}
+		}
+		// Every query part is a short name with a redacted value, or
+		// Redacted itself: nothing longer than a name survives.
+		if u.RawQuery != "" {
+			for _, part := range strings.Split(u.RawQuery, "&") {
+				k, v, ok := strings.Cut(part, "=")
+				if part == Redacted || (ok && v == Redacted && len(k) <= 3*32 && !strings.ContainsAny(k, "=&")) {
+					continue
 				}
+				t.Fatalf("RedactURL(%q) = %q keeps the query part %q", raw, out, part)
 			}
 		}
 	})

@@ -13,10 +13,13 @@ import (
 const Redacted = "REDACTED"
 
 // RedactURL returns rawURL fit for a log line or an error message: the
-// password of its user info and the value of every query parameter are
-// replaced by Redacted (keys are kept: "?token=REDACTED&room=REDACTED"),
-// and a fragment is dropped. Every query value is redacted, not only those
-// with well-known names, because tokens travel under any name (token,
+// value of every query parameter is replaced by Redacted (short, name-like
+// keys are kept: "?room=REDACTED&token=REDACTED"), a query part that is not
+// such a key=value pair (a bare token, "?eyJhbGci...") becomes Redacted
+// whole, the password of the user info is redacted, and so is a user name
+// given without a password (an API key passed as "key@host"). A fragment
+// is dropped. Every query value is redacted, not only those with
+// well-known names, because tokens travel under any name (token,
 // access_token, sig, key, ...). A URL that does not parse is cut at its
 // user info and at its first '?' or '#'. tether builds every error and
 // event that mentions a URL with it.
@@ -33,26 +36,49 @@ func redactParsed(u *url.URL) string {
 	if r.User != nil {
 		if _, ok := r.User.Password(); ok {
 			r.User = url.UserPassword(r.User.Username(), Redacted)
+		} else {
+			r.User = url.User(Redacted)
 		}
 	}
 	if r.RawQuery != "" {
-		q, err := url.ParseQuery(r.RawQuery)
-		if err != nil && len(q) == 0 {
-			r.RawQuery = Redacted
-		} else {
-			keys := make([]string, 0, len(q))
-			for k := range q {
-				keys = append(keys, url.QueryEscape(k)+"="+Redacted)
+		var keys []string
+		opaque := false
+		for _, part := range strings.Split(r.RawQuery, "&") {
+			k, _, hasValue := strings.Cut(part, "=")
+			name, err := url.QueryUnescape(k)
+			if !hasValue || err != nil || !nameLike(name) {
+				opaque = opaque || part != ""
+				continue
 			}
-			slices.Sort(keys)
-			r.RawQuery = strings.Join(keys, "&")
-			if err != nil {
-				r.RawQuery += "&" + Redacted
+			if kept := url.QueryEscape(name) + "=" + Redacted; !slices.Contains(keys, kept) {
+				keys = append(keys, kept)
 			}
 		}
+		slices.Sort(keys)
+		if opaque {
+			keys = append(keys, Redacted)
+		}
+		r.RawQuery = strings.Join(keys, "&")
 	}
 	r.Fragment, r.RawFragment = "", ""
 	return r.String()
+}
+
+// nameLike reports whether a query key looks like a parameter's name
+// rather than a secret: at most 32 letters, digits and "_-.[]".
+func nameLike(k string) bool {
+	if k == "" || len(k) > 32 {
+		return false
+	}
+	for _, c := range k {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_' || c == '-' || c == '.' || c == '[' || c == ']':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // redactUnparsed cuts a URL that url.Parse refused: everything from the

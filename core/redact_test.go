@@ -1,8 +1,11 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -18,11 +21,16 @@ func TestRedactURL(t *testing.T) {
 		{"wss://example.com/ws?room=1&access_token=s3cret", "wss://example.com/ws?access_token=REDACTED&room=REDACTED"},
 		{"wss://example.com/ws?sig=a&sig=b", "wss://example.com/ws?sig=REDACTED"},
 		{"wss://bob:s3cret@example.com/ws", "wss://bob:REDACTED@example.com/ws"},
-		{"wss://bob@example.com/ws", "wss://bob@example.com/ws"}, // a user name is no secret
+		{"wss://bob@example.com/ws", "wss://REDACTED@example.com/ws"}, // a user name alone may be a key
 		{"ws://example.com/ws?token=s3cret#frag", "ws://example.com/ws?token=REDACTED"},
-		{"ws://example.com/ws?bad=%zz&token=s3cret", "ws://example.com/ws?token=REDACTED&REDACTED"},
+		{"ws://example.com/ws?bad=%zz&token=s3cret", "ws://example.com/ws?bad=REDACTED&token=REDACTED"},
 		{"ws://h/%zz?token=s3cret", "ws://h/%zz?REDACTED"}, // does not parse: cut
 		{"ws://bob:s3cret@h/%zz", "ws://REDACTED@h/%zz"},
+		{"wss://h/ws?eyJhbGciOiJIUzI1NiJ9.s3cret.sig", "wss://h/ws?REDACTED"},              // a bare token
+		{"wss://h/ws?auth&s3cretkey", "wss://h/ws?REDACTED"},                               // bare parts
+		{"wss://h/ws?token:s3cret&room=1", "wss://h/ws?room=REDACTED&REDACTED"},            // not a pair
+		{"wss://h/ws?eyJhbGciOiJIUzI1NiJ9s3cretlongerthan32bytes=", "wss://h/ws?REDACTED"}, // a key no name is
+		{"wss://sk_live_s3cret@h/ws", "wss://REDACTED@h/ws"},                               // an API key as user name
 	} {
 		if got := core.RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
@@ -82,5 +90,22 @@ func TestMaxHandshakeBytesChecked(t *testing.T) {
 	defer b.Close()
 	if _, err := (&core.Upgrader{MaxHandshakeBytes: -1}).Accept(a); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Fatalf("Accept = %v", err)
+	}
+}
+
+// An event carrying a refusal, logged as JSON (encoding/json or a slog
+// JSON handler), does not leak the server's Set-Cookie.
+func TestHandshakeErrorJSONIsRedacted(t *testing.T) {
+	he := &core.HandshakeError{StatusCode: 401, Header: http.Header{"Set-Cookie": {"sid=s3cret"}, "Retry-After": {"5"}}}
+	b, err := json.Marshal(struct{ LastErr error }{he})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("gave up", "err", he)
+	for _, out := range []string{string(b), buf.String()} {
+		if strings.Contains(out, "s3cret") || !strings.Contains(out, "401") || !strings.Contains(out, "Retry-After") {
+			t.Fatalf("logged %s", out)
+		}
 	}
 }

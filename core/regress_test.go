@@ -1,10 +1,12 @@
 package core_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -265,5 +267,42 @@ func TestStuckWriterErrorBeforeDisconnected(t *testing.T) {
 		if got[len(got)-1] != "disconnected" {
 			t.Fatalf("events %v: Disconnected is not last", got)
 		}
+	}
+}
+
+// A server that sends a refusal's status line and then stalls before its
+// headers cannot hold a dial past HandshakeTimeout: the timer still bounds
+// the read of the refusal's headers.
+func TestDialRefusalThatStallsTimesOut(t *testing.T) {
+	ctx := testCtx(t)
+	clock := clockwork.NewFakeClock()
+	client, server := net.Pipe()
+	defer server.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if _, err := http.ReadRequest(bufio.NewReader(server)); err != nil {
+			return
+		}
+		// net.Pipe is synchronous: once Write returns, the client has read the line.
+		_, _ = server.Write([]byte("HTTP/1.1 503 Service Unavailable\r\n"))
+	}()
+	d := &core.Dialer{Config: core.Config{Clock: clock}, HandshakeTimeout: time.Second,
+		NetDial: func(context.Context, string, string) (net.Conn, error) { return client, nil }}
+	res := make(chan error, 1)
+	go func() { _, err := d.Dial(ctx, "ws://example.com/"); res <- err }()
+	<-served // the status line is in; the headers never come
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	select {
+	case err := <-res:
+		if err == nil {
+			t.Fatal("Dial succeeded")
+		}
+		t.Logf("Dial: %v", err)
+	case <-ctx.Done():
+		t.Fatal("Dial still blocked after HandshakeTimeout: the refusal's headers are not bounded")
 	}
 }

@@ -25,7 +25,10 @@ import (
 // Pings are counted with one atomic add each, and the count is reset by
 // one timer per connection that re-arms itself every per: no clock read
 // per frame. Data frames and pongs are not counted. The ping that crosses
-// the limit is not answered. max and per must be positive.
+// the limit is not answered. The windows are fixed, not sliding: a peer
+// can send max pings at the end of one window and max more at the start of
+// the next, so the burst it can get answered is 2*max. max and per must be
+// positive.
 func PingLimit(max int, per time.Duration) (core.Plugin, error) {
 	if max <= 0 || per <= 0 {
 		return nil, fmt.Errorf("%w: PingLimit(%d, %v): both must be positive", core.ErrInvalidConfig, max, per)
