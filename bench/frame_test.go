@@ -55,7 +55,7 @@ func (c cpuTimer) report(b *testing.B, ops int) {
 func BenchmarkFrame_ServerEcho_InMemory(b *testing.B) {
 	for _, size := range frameSizes {
 		for _, p := range serverPeers(false) {
-			b.Run(sizeName(size)+"/"+p.name, func(b *testing.B) { benchServerEchoMem(b, p, size) })
+			b.Run("size="+sizeName(size)+"/peer="+p.name, func(b *testing.B) { benchServerEchoMem(b, p, size) })
 		}
 	}
 }
@@ -74,7 +74,8 @@ func benchServerEchoMem(b *testing.B, p peer, size int) {
 	b.ResetTimer()
 	cpu := startCPU()
 	mc.start()
-	<-done
+	<-done        // the serving function returned
+	<-mc.closedCh // and the connection is over (tether.Handler serves on a goroutine of its own)
 	cpu.report(b, b.N)
 	b.StopTimer()
 	if got, want := mc.nwritten.Load(), int64(b.N)*int64(size); got < want {
@@ -210,7 +211,7 @@ func clientPeers() []clientPeer {
 func BenchmarkFrame_ClientEcho_InMemory(b *testing.B) {
 	for _, size := range frameSizes {
 		for _, p := range clientPeers() {
-			b.Run(sizeName(size)+"/"+p.name, func(b *testing.B) {
+			b.Run("size="+sizeName(size)+"/peer="+p.name, func(b *testing.B) {
 				mc := newClientMemConn(size, b.N)
 				loop, err := p.dial(context.Background(), mc)
 				if err != nil {

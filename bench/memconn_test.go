@@ -35,12 +35,15 @@ type memConn struct {
 	resp     []byte // the answer, set before upgraded is closed
 	gotResp  bool   // Read took resp
 	upgraded chan struct{}
+	isUp     atomic.Bool // upgraded is closed: the fast check on every Write
 	upOnce   sync.Once
 
 	mu       sync.Mutex // Write is called from the library's writer, Read from its reader
 	writes   atomic.Int64
 	nwritten atomic.Int64
 	closed   atomic.Bool
+	closedCh chan struct{} // closed by the first Close
+	closeOne sync.Once
 }
 
 // newServerMemConn is a server's socket: the client's upgrade request,
@@ -56,7 +59,7 @@ func newClientMemConn(size, n int) *memConn {
 }
 
 func newMemConn(prefix, frame []byte, n int, respond bool) *memConn {
-	return &memConn{frame: frame, left: n, pending: prefix, gate: make(chan struct{}), respond: respond, upgraded: make(chan struct{})}
+	return &memConn{frame: frame, left: n, pending: prefix, gate: make(chan struct{}), respond: respond, upgraded: make(chan struct{}), closedCh: make(chan struct{})}
 }
 
 func mustFrame(size int, masked bool) []byte {
@@ -105,9 +108,7 @@ func (m *memConn) Write(p []byte) (int, error) {
 	if m.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	select {
-	case <-m.upgraded:
-	default:
+	if !m.isUp.Load() {
 		if m.respond {
 			m.mu.Lock()
 			m.req = append(m.req, p...)
@@ -120,7 +121,7 @@ func (m *memConn) Write(p []byte) (int, error) {
 				return len(p), nil
 			}
 		}
-		m.upOnce.Do(func() { close(m.upgraded) })
+		m.upOnce.Do(func() { m.isUp.Store(true); close(m.upgraded) })
 		return len(p), nil
 	}
 	m.writes.Add(1)
@@ -144,7 +145,11 @@ func acceptKey(key string) string {
 }
 
 // Close implements net.Conn; later Reads return io.EOF.
-func (m *memConn) Close() error { m.closed.Store(true); return nil }
+func (m *memConn) Close() error {
+	m.closed.Store(true)
+	m.closeOne.Do(func() { close(m.closedCh) })
+	return nil
+}
 
 // LocalAddr implements net.Conn.
 func (m *memConn) LocalAddr() net.Addr { return memAddr{} }

@@ -217,7 +217,7 @@ func start(b *testing.B, p peer) *server {
 func BenchmarkEcho_RTT(b *testing.B) {
 	for _, size := range []int{16, 1024} {
 		for _, p := range append([]peer{{name: nTCP}}, tcpPeers(true)...) {
-			b.Run(sizeName(size)+"/"+p.name, func(b *testing.B) {
+			b.Run("size="+sizeName(size)+"/peer="+p.name, func(b *testing.B) {
 				s := start(b, p)
 				defer s.stop()
 				c, err := dialClient(context.Background(), s.addr, p.name == nTCP, size)
@@ -248,7 +248,7 @@ func BenchmarkEcho_RTT(b *testing.B) {
 func BenchmarkEcho_Conns(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		for _, p := range append([]peer{{name: nTCP}}, tcpPeers(false)...) {
-			b.Run("c"+strconv.Itoa(n)+"/"+p.name, func(b *testing.B) {
+			b.Run("conns=c"+strconv.Itoa(n)+"/peer="+p.name, func(b *testing.B) {
 				s := start(b, p)
 				defer s.stop()
 				clients := make([]*client, n)
@@ -301,7 +301,7 @@ func BenchmarkEcho_Conns(b *testing.B) {
 func BenchmarkEcho_Pipelined64(b *testing.B) {
 	const batch = 64
 	for _, p := range append([]peer{{name: nTCP}}, tcpPeers(false)...) {
-		b.Run(p.name, func(b *testing.B) {
+		b.Run("peer="+p.name, func(b *testing.B) {
 			s := start(b, p)
 			defer s.stop()
 			c, err := dialClient(context.Background(), s.addr, p.name == nTCP, 128)
