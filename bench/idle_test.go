@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The idle benchmark re-executes this test binary as one peer's server, so
@@ -20,15 +21,22 @@ const (
 	idleEnv = "TETHER_BENCH_IDLE_PEER"
 	idleN   = 2000
 
+	// The server pings every idleEvery and measures after idleRounds
+	// intervals: the steady state of an idle connection, which has been
+	// through heartbeat rounds, not only its first moments.
+	idleEvery  = 500 * time.Millisecond
+	idleRounds = 3
+
 	// idleProfileEnv names a file for the child's heap profile, taken when
 	// it measures: TETHER_BENCH_IDLE_HEAPPROFILE=/tmp/h.prof.
 	idleProfileEnv = "TETHER_BENCH_IDLE_HEAPPROFILE"
 )
 
 // BenchmarkIdle_PerConn: the Go memory (live heap after GC plus goroutine
-// stacks, also reported apart) and goroutines a server holds per idle connection with its
-// heartbeat on, for idleN connections over loopback. Each connection
-// echoed one message, then idles. The clients live in the benchmark's
+// stacks, also reported apart) and goroutines a server holds per idle
+// connection with its heartbeat on, for idleN connections over loopback.
+// Each connection echoed one message, then idles; its client answers pings.
+// Measured after idleRounds heartbeat intervals. The clients live in the benchmark's
 // process, the server in a child process of its own. Run with
 // -benchtime 1x: one measurement per run.
 func BenchmarkIdle_PerConn(b *testing.B) {
@@ -94,6 +102,7 @@ func measureIdle(name string, n int) (res idleResult, err error) {
 		if err := c.echo(); err != nil { // the server's loop runs: the connection is set up
 			return res, err
 		}
+		go c.answerPings()
 	}
 	if _, err := io.WriteString(stdin, "MEASURE "+strconv.Itoa(n)+"\n"); err != nil {
 		return res, err
@@ -111,6 +120,7 @@ func measureIdle(name string, n int) (res idleResult, err error) {
 // on, prints its address, and on "MEASURE n" prints the memory and
 // goroutines per connection above its baseline. It exits when stdin closes.
 func idleChild() int {
+	pingEvery = idleEvery
 	p, ok := peerNamed(os.Getenv(idleEnv), true)
 	if !ok {
 		fmt.Fprintln(os.Stderr, "unknown peer", os.Getenv(idleEnv))
@@ -126,6 +136,7 @@ func idleChild() int {
 			fmt.Fprintln(os.Stderr, "bad command", in.Text())
 			return 2
 		}
+		time.Sleep(idleRounds * idleEvery) // wall time: real heartbeats over real sockets
 		heap, stack, g := idleSnapshot()
 		if path := os.Getenv(idleProfileEnv); path != "" { // for pprof: what the idle connections hold
 			if f, err := os.Create(path); err == nil {

@@ -193,6 +193,26 @@ func (c *client) pipelined(n int) error {
 
 func (c *client) close() { _ = c.nc.Close() }
 
+// answerPings answers the server's pings until the connection ends: an
+// idle client that is alive.
+func (c *client) answerPings() {
+	for {
+		h, err := ws.ReadHeaderBuffer(c.br, c.hbuf)
+		if err != nil {
+			return
+		}
+		p := c.buf[:h.Length]
+		if _, err := io.ReadFull(c.br, p); err != nil {
+			return
+		}
+		if h.OpCode == ws.OpPing {
+			if ws.WriteFrame(c.nc, ws.MaskFrame(ws.NewPongFrame(p))) != nil {
+				return
+			}
+		}
+	}
+}
+
 // tcpPeers: every server peer (no heartbeat), plus the raw TCP floor.
 func tcpPeers(withWsutil bool) []peer {
 	var out []peer
