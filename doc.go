@@ -27,8 +27,8 @@
 //	cfg, err := tether.NewConfig(tether.WithClock(clock), tether.WithBus(bus),
 //		tether.WithMiddleware(middleware.Recover()))
 //
-// On the server side, Handler serves every upgraded connection on its
-// request's goroutine, which becomes the connection's only reader.
+// On the server side, Handler upgrades every request and serves the
+// connection on a goroutine of its own, the connection's only reader.
 //
 // On the client side, Dial returns a Client: a connection that survives
 // reconnects. When its connection is lost for a reason worth retrying

@@ -66,3 +66,50 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal("server did not see the normal close")
 	}
 }
+
+// Handler's ServeHTTP returns once the connection is upgraded; the
+// connection keeps being served on a goroutine of its own, with the
+// request context's values, and that goroutine ends with the connection.
+func TestHandlerServesOnItsOwnGoroutine(t *testing.T) {
+	sawServer := make(chan bool, 1)
+	h, err := tether.Handler(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
+		sawServer <- ctx.Value(http.ServerContextKey) != nil
+		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		close(returned)
+	}))
+	defer srv.Close()
+	echoed := make(chan string, 1)
+	c, err := core.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), core.Config{
+		Handler: func(_ context.Context, f core.Frame) error { echoed <- string(f.Payload); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(context.Background()) }()
+	if err := c.WriteText(context.Background(), "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-echoed; m != "hi" {
+		t.Fatalf("echo %q", m)
+	}
+	if !<-sawServer {
+		t.Error("the handler's ctx lacks the request context's values")
+	}
+	select {
+	case <-returned:
+	default:
+		t.Error("ServeHTTP still runs while the connection is open")
+	}
+	if err := c.Close(ws.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}

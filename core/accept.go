@@ -97,8 +97,15 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 		return nil, fmt.Errorf("tether: upgrade: %w", err)
 	}
 	// Reuse net/http's buffers when they suit: no allocation per connection.
+	// The reader is pointed at the socket itself: net/http's reader reads
+	// through its own connection state, which would add a layer to every
+	// read and keep that state alive for the connection's life.
 	var br = rw.Reader
-	if br.Buffered() == 0 && br.Size() != cfg.ReadBufferSize {
+	switch {
+	case br.Buffered() > 0: // the client's first frames: keep them
+	case br.Size() == cfg.ReadBufferSize:
+		br.Reset(nc)
+	default:
 		br = nil
 	}
 	var bw = rw.Writer

@@ -1,11 +1,13 @@
 package core
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/gobwas/ws"
 
@@ -142,6 +144,9 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 	if err == nil {
 		if flush {
 			err = c.flushLocked()
+			if err == nil && !loop {
+				c.releaseWriterLocked()
+			}
 		} else {
 			c.dirty = true
 		}
@@ -206,7 +211,40 @@ func (c *Conn) writeClose(code ws.StatusCode, reason string) error {
 
 func (c *Conn) flushLocked() error {
 	c.dirty = false
+	if c.bw == nil {
+		return nil
+	}
 	return c.bw.Flush()
+}
+
+// writerPool holds write buffers of the default size that connections gave
+// back while they had nothing to send.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, DefaultWriteBufferSize) }}
+
+// writerLocked returns the write buffer, taking one from writerPool if the
+// connection gave its own back. wmu is held.
+func (c *Conn) writerLocked() *bufio.Writer {
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+	return c.bw
+}
+
+// releaseWriterLocked gives an empty write buffer of the default size back
+// to writerPool; the next write takes one again. It is called after a flush
+// by a writer other than the read loop (a heartbeat's ping, an application
+// goroutine) that no other writer was waiting behind: that flush was a
+// system call, next to which a pool round trip costs little, and an idle
+// connection then holds no write buffer between its heartbeats. The read
+// loop's replies keep the buffer: they are the per-frame path. wmu is held.
+func (c *Conn) releaseWriterLocked() {
+	if c.bw == nil || c.bw.Buffered() > 0 || c.bw.Size() != DefaultWriteBufferSize {
+		return
+	}
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.bw = nil
 }
 
 // writeFrameLocked puts header and payload into the write buffer, in one
@@ -218,20 +256,21 @@ func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
 		h.Masked = true
 		binary.LittleEndian.PutUint32(h.Mask[:], rand.Uint32())
 	}
-	if c.bw.Available() < ws.MaxHeaderSize+len(p) && c.bw.Buffered() > 0 && len(p) < c.bw.Size()-ws.MaxHeaderSize {
+	bw := c.writerLocked()
+	if bw.Available() < ws.MaxHeaderSize+len(p) && bw.Buffered() > 0 && len(p) < bw.Size()-ws.MaxHeaderSize {
 		// Make room so that the frame goes out whole in one write.
-		if err := c.bw.Flush(); err != nil {
+		if err := bw.Flush(); err != nil {
 			return err
 		}
 	}
-	buf := appendHeader(c.bw.AvailableBuffer(), h)
+	buf := appendHeader(bw.AvailableBuffer(), h)
 	n := min(len(p), cap(buf)-len(buf))
 	hl := len(buf)
 	buf = append(buf, p[:n]...)
 	if c.client {
 		ws.Cipher(buf[hl:], h.Mask, 0)
 	}
-	if _, err := c.bw.Write(buf); err != nil {
+	if _, err := bw.Write(buf); err != nil {
 		return err
 	}
 	p = p[n:]
@@ -239,20 +278,20 @@ func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
 		return nil
 	}
 	if !c.client {
-		_, err := c.bw.Write(p) // bigger than the buffer: written straight through
+		_, err := bw.Write(p) // bigger than the buffer: written straight through
 		return err
 	}
 	for pos := n; len(p) > 0; {
-		if c.bw.Available() == 0 {
-			if err := c.bw.Flush(); err != nil {
+		if bw.Available() == 0 {
+			if err := bw.Flush(); err != nil {
 				return err
 			}
 		}
-		buf := c.bw.AvailableBuffer()
+		buf := bw.AvailableBuffer()
 		m := min(len(p), cap(buf))
 		buf = append(buf, p[:m]...)
 		ws.Cipher(buf, h.Mask, pos)
-		if _, err := c.bw.Write(buf); err != nil {
+		if _, err := bw.Write(buf); err != nil {
 			return err
 		}
 		pos += m
