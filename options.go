@@ -19,9 +19,10 @@ import (
 type Option func(*settings)
 
 type settings struct {
-	cfg    core.Config
-	errs   []error
-	client clientSettings // used by Dial only
+	cfg         core.Config
+	errs        []error
+	client      clientSettings                 // used by Dial only
+	checkOrigin func(origin, host string) bool // used by servers only
 }
 
 func (s *settings) fail(format string, args ...any) {
@@ -91,6 +92,21 @@ func WithHandler(h core.Handler) Option {
 			return
 		}
 		s.cfg.Handler = h
+	}
+}
+
+// WithCheckOrigin decides, on a server (Handler, NewServer, Upgrade),
+// whether a browser's cross-origin request may connect; see
+// core.Upgrader.CheckOrigin. Default: same-origin only. Pass
+// core.AllowAnyOrigin only for servers no browser holding credentials will
+// reach. Dial ignores it.
+func WithCheckOrigin(fn func(origin, host string) bool) Option {
+	return func(s *settings) {
+		if fn == nil {
+			s.fail("WithCheckOrigin(nil)")
+			return
+		}
+		s.checkOrigin = fn
 	}
 }
 

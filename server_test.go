@@ -3,12 +3,16 @@ package tether_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/core"
@@ -112,4 +116,127 @@ func TestHandlerServesOnItsOwnGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
+}
+
+// Shutdown closes every connection with the code given, waits for them,
+// and refuses later requests with 503.
+func TestServerShutdown(t *testing.T) {
+	ctx := testCtx(t)
+	s, err := tether.NewServer(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
+		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	var served []chan error
+	for range 3 {
+		c, err := core.Dial(ctx, url, core.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Serve(ctx) }()
+		served = append(served, done)
+		if err := c.WriteText(ctx, "hi"); err != nil { // served: the server has registered it
+			t.Fatal(err)
+		}
+	}
+	for len(s.Conns()) < 3 {
+		runtime.Gosched()
+	}
+	if err := s.Shutdown(ctx, ws.StatusGoingAway, "restart"); err != nil {
+		t.Fatal(err)
+	}
+	for _, done := range served {
+		var ce *core.CloseError
+		if err := <-done; !errors.As(err, &ce) || ce.Code != ws.StatusGoingAway || ce.Reason != "restart" || !ce.Remote {
+			t.Fatalf("client saw %v, want the server's 1001 restart", err)
+		}
+	}
+	if n := len(s.Conns()); n != 0 {
+		t.Fatalf("%d connections after Shutdown", n)
+	}
+	var he *core.HandshakeError
+	if _, err := core.Dial(ctx, url, core.Config{}); !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial after Shutdown: %v, want 503", err)
+	}
+	if err := s.Shutdown(ctx, ws.StatusGoingAway, ""); !errors.Is(err, tether.ErrServerClosed) {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if err := s.Shutdown(ctx, 1005, ""); err == nil {
+		t.Fatal("Shutdown with code 1005 accepted")
+	}
+}
+
+// A peer that never answers the close frame keeps Shutdown waiting until
+// its ctx ends; the close timeout, on the server's clock, then ends the
+// connection.
+func TestServerShutdownBoundedByCtx(t *testing.T) {
+	ctx := testCtx(t)
+	clock := clockwork.NewFakeClock()
+	s, err := tether.NewServer(tether.WithClock(clock), tether.WithCloseTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	u, _ := core.ParseURL("ws" + strings.TrimPrefix(hs.URL, "http"))
+	if _, _, err := (ws.Dialer{}).Upgrade(nc, u); err != nil { // then never reads again
+		t.Fatal(err)
+	}
+	for len(s.Conns()) < 1 {
+		runtime.Gosched()
+	}
+	short, cancel := context.WithCancel(ctx)
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(short, ws.StatusGoingAway, "") }()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // the close timer: the server waits for the answer
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-shut; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want the ctx's error", err)
+	}
+	clock.Advance(5 * time.Second)
+	for len(s.Conns()) > 0 {
+		runtime.Gosched()
+	}
+}
+
+// WithCheckOrigin lets a server accept the cross-origin browsers it trusts.
+func TestWithCheckOrigin(t *testing.T) {
+	ctx := testCtx(t)
+	h, err := tether.Handler(tether.WithCheckOrigin(func(origin, _ string) bool { return origin == "https://app.example" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	dial := func(origin string) error {
+		d := core.Dialer{Header: http.Header{"Origin": {origin}}}
+		c, err := d.Dial(ctx, url)
+		if err == nil {
+			_ = c.Abort(nil)
+		}
+		return err
+	}
+	if err := dial("https://app.example"); err != nil {
+		t.Fatalf("trusted origin: %v", err)
+	}
+	var he *core.HandshakeError
+	if err := dial("https://evil.example"); !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
+		t.Fatalf("other origin: %v, want 403", err)
+	}
+	if _, err := tether.Handler(tether.WithCheckOrigin(nil)); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("WithCheckOrigin(nil): %v", err)
+	}
 }
