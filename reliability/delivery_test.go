@@ -44,7 +44,6 @@ type rig struct {
 
 // fault is one way to break the link. inject breaks it, heal repairs it.
 type fault struct {
-	name string
 	// inject breaks the link; the client must notice and schedule a reconnect.
 	inject func(r *rig)
 	heal   func(r *rig)
@@ -58,19 +57,16 @@ type fault struct {
 
 var (
 	restartFault = fault{
-		name:        "server killed and restarted",
 		inject:      func(r *rig) { r.srv.kill() },
 		heal:        func(r *rig) { r.srv.restart() },
 		failAttempt: true,
 	}
 	resetFault = fault{
-		name:        "reset_peer",
 		inject:      func(r *rig) { r.px.both("rst", "reset_peer", map[string]any{"timeout": 0}) },
 		heal:        func(r *rig) { r.px.removeBoth("rst") },
 		failAttempt: true,
 	}
 	blackHoleFault = fault{
-		name:   "black hole (timeout toxic)",
 		inject: func(r *rig) { r.px.both("bh", "timeout", map[string]any{"timeout": 0}) },
 		heal:   func(r *rig) { r.px.removeBoth("bh") },
 		silent: true,

@@ -3,7 +3,6 @@ package reliability_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,21 +17,13 @@ type evlog struct {
 	t   *testing.T
 	bus *events.Bus
 	ch  chan any
-
-	mu  sync.Mutex
-	all []any
 }
 
 func newEvlog(t *testing.T) *evlog {
 	t.Helper()
 	bus := events.NewBus()
 	l := &evlog{t: t, bus: bus, ch: make(chan any, 1<<16)}
-	add := func(e any) {
-		l.mu.Lock()
-		l.all = append(l.all, e)
-		l.mu.Unlock()
-		l.ch <- e
-	}
+	add := func(e any) { l.ch <- e }
 	sub := func(_ func(), err error) {
 		if err != nil {
 			t.Fatal(err)

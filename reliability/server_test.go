@@ -159,17 +159,6 @@ func (l *ledger) forget() {
 	l.mu.Unlock()
 }
 
-// bad returns how many malformed messages arrived, all clients together.
-func (l *ledger) bad() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var n int64
-	for _, a := range l.acc {
-		n += a.bad
-	}
-	return n
-}
-
 // waitLast waits until the server delivered seq of client id.
 // On failure it reports what state returns.
 func (l *ledger) waitLast(t *testing.T, id string, seq int64, state func() string) {
@@ -292,10 +281,3 @@ func (s *server) kill() {
 
 // restart brings the server back on the same port.
 func (s *server) restart() { s.listen(s.addr) }
-
-// live returns how many connections the server holds.
-func (s *server) live() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
