@@ -99,7 +99,8 @@ func TestSoak(t *testing.T) {
 	}
 
 	// Faults, one at a time, until the time is up.
-	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)) // wall time: a seed; logged
+	seed := uint64(time.Now().UnixNano()) // wall time: a seed, logged
+	rnd := rand.New(rand.NewPCG(seed, 1))
 	faults := map[string]int{}
 	toxics := []struct {
 		name, typ string
@@ -207,10 +208,10 @@ func TestSoak(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 	}
 	sort.Strings(kinds)
-	t.Logf("soak: %d clients, %v, faults [%s]; accepted %d, delivered exactly once and in order %d, lost 0, "+
+	t.Logf("soak: %d clients, %v, seed %d, faults [%s]; accepted %d, delivered exactly once and in order %d, lost 0, "+
 		"resent %d (server dropped %d duplicates), buffer-full refusals %d, reconnects %d; "+
 		"goroutines (without toxiproxy's) %d before, peak %d (all), %d after (toxiproxy's own: %d more than before); live heap %d KiB before, peak %d KiB, %d KiB after (allowed %d KiB)",
-		nClients, dur, strings.Join(kinds, ", "), accepted, delivered, resent, dups, full, reconnects,
+		nClients, dur, seed, strings.Join(kinds, ", "), accepted, delivered, resent, dups, full, reconnects,
 		g0, peakG, g1-px1, px1-px0, heap0>>10, peakHeap>>10, heap1>>10, (heap0+slack)>>10)
 
 	for _, px := range pxs {
