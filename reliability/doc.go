@@ -1,0 +1,15 @@
+// Package reliability holds no library code: its tests run a tether client
+// and a tether server over real loopback TCP through Shopify's toxiproxy,
+// in process, and inject the faults connections meet in the wild: latency
+// and jitter, a black hole, resets, tiny TCP segments, a bandwidth limit,
+// the server killed and restarted, and a soak of many clients under random
+// faults. See docs/reliability.md for what they prove and the figures they
+// print.
+//
+// The quick versions run with the rest of the suite (go test -race ./...).
+// The long ones (100 restarts, 50 black-hole trials, a soak of 200 clients
+// for minutes) run when TETHER_LONG=1 is set or -long is passed, and never
+// under -short:
+//
+//	TETHER_LONG=1 go test -race -timeout 900s -v ./reliability/
+package reliability
