@@ -55,14 +55,14 @@ func TestRecipeStoryInSynctestBubble(t *testing.T) {
 			}
 		}
 		expect("@0s connected k.1 client")
-		time.Sleep(95 * time.Second) // the bubble's time: three pings answered
+		time.Sleep(95 * time.Second) // wall time: none, the synctest bubble fakes it; three pings answered
 		var want []string
 		for i, at := range []string{"30s", "1m0s", "1m30s"} {
 			want = append(want, fmt.Sprintf("@%s heartbeat.sent k.1 #%d", at, i+1), fmt.Sprintf("@%s heartbeat.pong k.1 #%d rtt=0s", at, i+1))
 		}
 		expect(want...)
 		srv.BlackHole(tethertest.Both)
-		time.Sleep(35 * time.Second) // to 2m10s: the ping at 2m00s goes unanswered
+		time.Sleep(35 * time.Second) // wall time: none (bubble); to 2m10s: the ping at 2m00s goes unanswered
 		expect(
 			"@2m0s heartbeat.sent k.1 #4",
 			"@2m10s heartbeat.missed k.1 #4 missed=1",
