@@ -98,7 +98,12 @@ func TestConnectGivesUp(t *testing.T) {
 		t.Fatalf("delays %v ms, want [10 20]", delays)
 	}
 	r.stderr.await(t, `"event":"tether.reconnect.gaveup"`, `"attempts":2`)
-	line := r.stderr.await(t, "tether connect: gave up reconnecting")
+	// --json: the final error is a JSON record too.
+	line := r.stderr.await(t, `"event":"exit"`)
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["code"] != float64(exitFailure) || !strings.Contains(rec["err"].(string), "gave up reconnecting") {
+		t.Fatalf("exit record %s (%v)", line, err)
+	}
 	if code := r.exit(t); code != exitFailure {
 		t.Fatalf("exit %d, want %d (%s)", code, exitFailure, line)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/tetherws/tether/retry"
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var simulated, jsonOut, verbose bool
 	fs := newFlagSet("demo", "tether demo [--simulated] [--json] [--verbose]")
 	fs.BoolVar(&simulated, "simulated", false, "replay the recipe's real timings (30 s pings, 1-2-4-8-16 s) on a fake clock, in an instant")
@@ -25,6 +25,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if jsonOut && err != nil {
+			err = &jsonExit{err: err}
+		}
+	}()
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
@@ -33,6 +38,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		s, err = simulatedDemo(ctx, stdout, jsonOut, verbose)
 	} else {
 		s, err = realtimeDemo(ctx, stdout, jsonOut, verbose)
+	}
+	if ctx.Err() != nil { // interrupted (Ctrl-C): not a failure, as with serve and connect
+		return nil
 	}
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -196,9 +198,23 @@ func TestDemoSimulatedText(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
 	}
-	for _, want := range []string{"dead peer detected", "gave up after 5 attempt(s)", "summary", "returned by Unsent"} {
+	for _, want := range []string{"dead peer detected", fmt.Sprintf("gave up after %d attempt(s)", retry.DefaultMaxAttempts), "summary", "returned by Unsent"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the timeline does not say %q", want)
 		}
+	}
+}
+
+// Ctrl-C during the demo ends it with exit 0, as with serve and connect.
+func TestDemoInterruptExitsZero(t *testing.T) {
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	out := newLines()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"demo"}, strings.NewReader(""), out, out) }()
+	out.await(t, "connected")
+	cancel()
+	if c := <-code; c != exitOK {
+		t.Fatalf("exit %d after an interrupt: %s", c, out.String())
 	}
 }

@@ -151,6 +151,11 @@ func (h *heartbeatFlags) register(fs *flag.FlagSet, textHelp string) {
 	}
 }
 
+// minHeartbeat is the shortest --ping-interval and --pong-timeout: below
+// it a heartbeat on the real clock would flood the peer and time out on
+// scheduling noise.
+const minHeartbeat = 10 * time.Millisecond
+
 // config returns the heartbeat configuration, or ok false when it is off.
 func (h *heartbeatFlags) config() (cfg heartbeat.Config, ok bool, err error) {
 	switch {
@@ -158,8 +163,10 @@ func (h *heartbeatFlags) config() (cfg heartbeat.Config, ok bool, err error) {
 		return cfg, false, usagef("--ping-interval %v is negative", h.interval)
 	case h.interval == 0:
 		return cfg, false, nil
-	case h.timeout <= 0:
-		return cfg, false, usagef("--pong-timeout %v must be positive", h.timeout)
+	case h.interval < minHeartbeat:
+		return cfg, false, usagef("--ping-interval %v is below %v (0 turns the heartbeat off)", h.interval, minHeartbeat)
+	case h.timeout < minHeartbeat:
+		return cfg, false, usagef("--pong-timeout %v is below %v", h.timeout, minHeartbeat)
 	case h.timeout > h.interval:
 		return cfg, false, usagef("--pong-timeout %v exceeds --ping-interval %v", h.timeout, h.interval)
 	}
@@ -280,7 +287,8 @@ func (c *clientFlags) options() ([]tether.Option, error) {
 // checkURL validates a WebSocket URL for connect.
 func checkURL(raw string) error {
 	if _, err := core.ParseURL(raw); err != nil {
-		return usagef("bad URL %q: %v", raw, err)
+		// Redacted: a password or a token in the query is no business of stderr.
+		return usagef("bad URL %q: %v", core.RedactURL(raw), err)
 	}
 	return nil
 }

@@ -19,12 +19,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Exit codes.
@@ -36,6 +38,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal the commands close down gracefully; a second
+	// one gets Go's default handling and ends the process at once.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -49,6 +54,13 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// jsonExit carries the error of a command whose output is JSON lines: run
+// prints it as a JSON record {"event":"exit","code":N,"err":"..."}.
+type jsonExit struct{ err error }
+
+func (e *jsonExit) Error() string { return e.err.Error() }
+func (e *jsonExit) Unwrap() error { return e.err }
 
 // errHelp: -h or --help was asked for; usage went to stdout.
 var errHelp = errors.New("help requested")
@@ -85,11 +97,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "tether: unknown command %q (want serve, connect or demo)\n", cmd)
 		return exitUsage
 	}
-	var ue *usageError
+	var (
+		ue *usageError
+		je *jsonExit
+	)
+	code := exitFailure
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &je):
+		b, _ := json.Marshal(map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "event": "exit", "command": args[0], "code": code, "err": oneLine(err.Error())})
+		fmt.Fprintf(stderr, "%s\n", b)
+		return code
+	case ue != nil:
 		fmt.Fprintf(stderr, "tether %s: %s\n", args[0], oneLine(ue.msg))
 		return exitUsage
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,15 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(asCommandEnv) == "1" { // the test binary run as the tether command (TestSecondInterruptKills)
+		main()
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// asCommandEnv makes the test binary run main() with its arguments.
+const asCommandEnv = "TETHER_CLI_TEST_AS_COMMAND"
 
 const testTimeout = 20 * time.Second
 
@@ -59,6 +68,20 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{"serve bad addr", []string{"serve", "--addr", "nowhere"}, "--addr"},
 		{"serve bad port", []string{"serve", "--addr", "127.0.0.1:99999"}, "port"},
 		{"serve bad path", []string{"serve", "--path", "ws"}, "--path"},
+		// Paths ServeMux would read as patterns (some panic it) or as subtrees.
+		{"serve path tab", []string{"serve", "--path", "/a\tb"}, "--path"},
+		{"serve path open brace", []string{"serve", "--path", "/{"}, "--path"},
+		{"serve path same wildcard twice", []string{"serve", "--path", "/{a}/{a}"}, "--path"},
+		{"serve path rest wildcard mid-path", []string{"serve", "--path", "/x/{rest...}/y"}, "--path"},
+		{"serve path wildcard", []string{"serve", "--path", "/{x}"}, "--path"},
+		{"serve path subtree", []string{"serve", "--path", "/ws/"}, "--path"},
+		{"serve path bad escape", []string{"serve", "--path", "/a%zz"}, "--path"},
+		{"serve path short escape", []string{"serve", "--path", "/a%2"}, "--path"},
+		{"serve path dot segment", []string{"serve", "--path", "/a/../b"}, "--path"},
+		{"serve path space", []string{"serve", "--path", "/a b"}, "--path"},
+		{"ping interval below 10ms", []string{"connect", "--ping-interval", "5ms", "ws://127.0.0.1:1/"}, "below 10ms"},
+		{"pong timeout below 10ms", []string{"connect", "--ping-interval", "1s", "--pong-timeout", "1ms", "ws://127.0.0.1:1/"}, "below 10ms"},
+		{"serve ping interval below 10ms", []string{"serve", "--ping-interval", "1ms"}, "below 10ms"},
 		{"serve log format", []string{"serve", "--log-format", "xml"}, "text, json"},
 		{"serve log level", []string{"serve", "--log-level", "loud"}, "debug, info"},
 		{"serve extra arg", []string{"serve", "extra"}, "unexpected argument"},

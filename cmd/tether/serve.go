@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,7 +68,13 @@ func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, onL
 		return usagef("unexpected argument %q", pos[0])
 	}
 	f.onListening = onListening
-	return f.run(ctx, stderr)
+	if err := f.run(ctx, stderr); err != nil {
+		if f.logFormat.value == "json" {
+			return &jsonExit{err: err}
+		}
+		return err
+	}
+	return nil
 }
 
 func (f *serveFlags) check() error {
@@ -80,13 +88,51 @@ func (f *serveFlags) check() error {
 	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
 		return usagef("bad --addr %q: host %q is not an IP address or localhost", f.addr, host)
 	}
-	if !strings.HasPrefix(f.path, "/") || f.path == "/" || strings.ContainsAny(f.path, "?# ") {
-		return usagef("bad --path %q: want an absolute path other than / (the page is served there), without query", f.path)
+	if err := checkPath(f.path); err != nil {
+		return usagef("bad --path %q: %v", f.path, err)
 	}
 	if f.maxMessage <= 0 {
 		return usagef("--max-message-size %d must be positive", f.maxMessage)
 	}
 	return nil
+}
+
+// checkPath accepts an endpoint path: "/" then segments of unreserved
+// characters, sub-delimiters, ':' and '@' (RFC 3986 pchar) and valid
+// %-escapes; not "/" (the page), no empty segment, no trailing "/", no
+// "." or ".." segment. That leaves out every character ServeMux would read
+// as a pattern ({}, whitespace) and every one a client would escape.
+func checkPath(p string) error {
+	if !strings.HasPrefix(p, "/") || p == "/" {
+		return errors.New("want an absolute path other than / (the page is served there)")
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		switch seg {
+		case "":
+			return errors.New("empty segment (// or a trailing /)")
+		case ".", "..":
+			return errors.New(`"." and ".." segments are not allowed`)
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		case c == '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return errors.New("% must start an escape of two hex digits")
+			}
+			i += 2
+		default:
+			return fmt.Errorf("character %q is not allowed (letters, digits, -._~!$&'()*+,;=:@ and %%XX escapes)", c)
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func (f *serveFlags) logger(w io.Writer) *slog.Logger {
@@ -122,16 +168,20 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	pathJS, _ := json.Marshal(f.path) // a JSON string is a JavaScript string literal
 	page := bytes.Replace(pageHTML, []byte(`"__TETHER_WS_PATH__"`), pathJS, 1)
-	mux := http.NewServeMux()
-	mux.Handle(f.path, s)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
+	wsPath, _ := url.PathUnescape(f.path) // checkPath allowed only valid escapes
+	// Exact paths, no ServeMux: a path it read as a pattern would panic or
+	// match more than the endpoint.
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case wsPath:
+			s.ServeHTTP(w, r)
+		case "/":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = w.Write(page)
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(page)
 	})
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
@@ -215,10 +265,14 @@ type echoServer struct {
 	mu     sync.Mutex
 	down   bool
 	onMsg  func(ws.OpCode, []byte)
+	log    *slog.Logger
 }
 
 func newEchoServer(c echoConfig) (*echoServer, error) {
-	s := &echoServer{onMsg: c.onMessage}
+	s := &echoServer{onMsg: c.onMessage, log: c.log}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	pong, err := heartbeat.Responder(heartbeat.Config{})
 	if err != nil {
 		return nil, err
@@ -259,7 +313,8 @@ func (s *echoServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	c, err := s.up.Upgrade(w, r)
-	if err != nil {
+	if err != nil { // the HTTP error response went out; say why here
+		s.log.Warn("handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", oneLine(err.Error()))
 		return
 	}
 	_ = c.Serve(s.ctx)

@@ -23,7 +23,15 @@ import (
 type lines struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	all bytes.Buffer // everything written
 	ch  chan string
+}
+
+// String returns everything written so far.
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all.String()
 }
 
 func newLines() *lines { return &lines{ch: make(chan string, 4096)} }
@@ -31,6 +39,7 @@ func newLines() *lines { return &lines{ch: make(chan string, 4096)} }
 func (l *lines) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.all.Write(p)
 	l.buf.Write(p)
 	for {
 		i := bytes.IndexByte(l.buf.Bytes(), '\n')

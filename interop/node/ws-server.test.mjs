@@ -24,6 +24,7 @@ test("tether connect against a ws server that answers ping and drops connections
       got.push(s);
       ws.send("echo:" + s);
     });
+    // wall time: ws runs on the real clock; 700 ms lets a few text pings and pongs pass before the drop.
     if (n <= 2) setTimeout(() => ws.terminate(), 700); // the first two connections drop (no close frame)
   });
   const url = `ws://127.0.0.1:${wss.address().port}/`;
@@ -56,7 +57,9 @@ test("tether connect against a ws server that answers ping and drops connections
     assert.deepEqual(delays, [100, 200, 400]);
     const { code } = await c.exit;
     assert.equal(code, 1);
-    assert.ok(c.err.all.some((r) => typeof r === "string" && r.includes("gave up reconnecting")), "a clear message");
+    // With --json the final error is a JSON record too.
+    const exitRec = c.err.events("exit").at(-1);
+    assert.ok(exitRec && exitRec.code === 1 && exitRec.err.includes("gave up reconnecting"), "a clear message");
     assert.deepEqual(got, ["hello", "while-down"]);
   } finally {
     c.proc.kill("SIGKILL");
@@ -88,6 +91,8 @@ test("close codes both ways with a ws server", async () => {
     const g = await c2.err.wait((r) => r.event === "tether.reconnect.gaveup", "a give-up");
     assert.equal(g.attempts, 0);
     assert.equal((await c2.exit).code, 1);
+    const exitRec = c2.err.events("exit").at(-1);
+    assert.ok(exitRec && exitRec.code === 1 && exitRec.err.includes("not retried"), "the exit record says the close is not retried");
   } finally {
     c2.proc.kill("SIGKILL");
     wss2.close();
