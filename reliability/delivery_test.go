@@ -268,6 +268,12 @@ func testScenario(t *testing.T, sc scenario) {
 			if m == acks && res.lost != 0 {
 				t.Errorf("lost %d", res.lost)
 			}
+			// With no middlebox, nothing can hold bytes of a dead
+			// connection: the killed server reads nothing more once kill
+			// returned, so no message can arrive late on an old one.
+			if sc.direct && res.late != 0 {
+				t.Errorf("%d message(s) late on an old connection with no proxy in between", res.late)
+			}
 		})
 	}
 }
