@@ -1,9 +1,9 @@
 package reliability_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,20 +24,32 @@ import (
 // connections go through the new proxy, while those of the old one live on
 // with whatever toxics it was left with, until they fail (the heartbeat
 // finds a black hole) or the server dies. The tests count replacements.
+// Upstream: Shopify/toxiproxy PR #760 (a fix, unreleased in 2.5.0) and
+// issues #558, #427, #428.
+//
+// A strict proxy (the fake-clock tests) fails the test with a clear message
+// when a toxic could not be added: the fault would not have hit the live
+// connection, and the test would otherwise wait for an event that cannot
+// come. A failed removal is recovered from (the connection the toxic was
+// for is dead already; new ones go through the fresh proxy, which gets the
+// permanent toxics again). The soak's proxies are not strict: a fault that
+// could not be added is skipped, and counted.
 type proxy struct {
 	t        *testing.T
 	upstream string
 	listen   string
+	strict   bool
 
 	mu       sync.Mutex
 	p        *toxiproxy.Proxy
 	on       map[string]bool // toxics installed
+	keep     [][]byte        // permanent toxics (JSON), added again to a replacement
 	replaced atomic.Int64
 }
 
 func newProxy(t *testing.T, upstream string) *proxy {
 	t.Helper()
-	px := &proxy{t: t, upstream: upstream, listen: "127.0.0.1:0", on: map[string]bool{}}
+	px := &proxy{t: t, upstream: upstream, listen: "127.0.0.1:0", on: map[string]bool{}, strict: true}
 	px.p = px.start()
 	px.listen = px.p.Listen
 	t.Cleanup(px.stop)
@@ -103,12 +115,33 @@ func (px *proxy) change(fn func(c *toxiproxy.ToxicCollection) error) bool {
 	px.p = px.start()
 	px.on = map[string]bool{}
 	px.replaced.Add(1)
+	for _, b := range px.keep { // a fresh proxy, no connection yet: this cannot deadlock
+		if _, err := px.p.Toxics.AddToxicJson(bytes.NewReader(b)); err != nil {
+			px.t.Fatal(err)
+		}
+	}
 	return false
 }
 
-// add installs a toxic of type typ on stream ("upstream": client to server,
-// "downstream": server to client) under name, with attrs.
-func (px *proxy) add(name, typ, stream string, attrs map[string]any) {
+// upstreamBug names the toxiproxy bug behind a failed change.
+const upstreamBug = "toxiproxy 2.5.0 deadlocked (known upstream: Shopify/toxiproxy PR #760, issues #558, #427, #428)"
+
+// permanent installs a toxic on both streams for the whole test, also on
+// any replacement proxy.
+func (px *proxy) permanent(name, typ string, attrs map[string]any) {
+	px.t.Helper()
+	for _, stream := range []string{"upstream", "downstream"} {
+		n := name + "_" + stream[:len(stream)-len("stream")]
+		b := px.toxic(n, typ, stream, attrs)
+		px.add(n, typ, stream, attrs)
+		px.mu.Lock()
+		px.keep = append(px.keep, b)
+		px.mu.Unlock()
+	}
+}
+
+// toxic is the JSON of a toxic.
+func (px *proxy) toxic(name, typ, stream string, attrs map[string]any) []byte {
 	px.t.Helper()
 	b, err := json.Marshal(map[string]any{
 		"name": name, "type": typ, "stream": stream, "toxicity": 1.0, "attributes": attrs,
@@ -116,14 +149,27 @@ func (px *proxy) add(name, typ, stream string, attrs map[string]any) {
 	if err != nil {
 		px.t.Fatal(err)
 	}
-	if px.change(func(c *toxiproxy.ToxicCollection) error {
-		_, err := c.AddToxicJson(strings.NewReader(string(b)))
+	return b
+}
+
+// add installs a toxic of type typ on stream ("upstream": client to server,
+// "downstream": server to client) under name, with attrs.
+func (px *proxy) add(name, typ, stream string, attrs map[string]any) {
+	px.t.Helper()
+	b := px.toxic(name, typ, stream, attrs)
+	if !px.change(func(c *toxiproxy.ToxicCollection) error {
+		_, err := c.AddToxicJson(bytes.NewReader(b))
 		return err
 	}) {
-		px.mu.Lock()
-		px.on[name] = true
-		px.mu.Unlock()
+		if px.strict {
+			px.t.Fatalf("toxic %s (%s, %s) not applied: %s; the proxy was replaced (%d so far) and the fault would not hit the live connection",
+				name, typ, stream, upstreamBug, px.replaced.Load())
+		}
+		return
 	}
+	px.mu.Lock()
+	px.on[name] = true
+	px.mu.Unlock()
 }
 
 // both installs the same toxic on both streams, named name+"_up" and

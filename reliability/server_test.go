@@ -199,7 +199,12 @@ type server struct {
 	down     bool
 	conns    map[*core.Conn]struct{}
 	serving  sync.WaitGroup // http.Server.Serve goroutines
-	handlers sync.WaitGroup // request handlers (hijacked: http.Server.Close does not wait for them)
+	handlers sync.WaitGroup // HTTP handlers (hijacked: http.Server.Close does not wait for them); each returns once its connection is set up
+	// live counts the connections the track plugin accepted, each released
+	// when its Done closes (read loop ended, so no frame of it can reach the
+	// ledger any more). tether.Handler serves each connection on its own
+	// goroutine and returns, so handlers alone does not cover them.
+	live sync.WaitGroup
 }
 
 func newServer(t *testing.T, led *ledger) *server {
@@ -212,6 +217,7 @@ func newServer(t *testing.T, led *ledger) *server {
 			return errServerDown
 		}
 		s.conns[c] = struct{}{}
+		s.live.Go(func() { <-c.Done() }) // under mu, with down false: kill's Wait cannot have started
 		return c.OnClose(func() {
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -257,7 +263,11 @@ func (s *server) listen(addr string) {
 }
 
 // kill stops the server as if its process died: the listener closes and
-// every connection is aborted without a close frame.
+// every connection is aborted without a close frame. It returns once every
+// connection's read loop has ended: no message of the killed server reaches
+// the ledger after kill returned (Abort alone does not wait for the read
+// loop, and a frame already read would otherwise be delivered late,
+// possibly after the restarted server took newer ones).
 func (s *server) kill() {
 	s.mu.Lock()
 	hs := s.hs
@@ -277,6 +287,13 @@ func (s *server) kill() {
 		_ = c.Abort(errServerDown)
 	}
 	s.handlers.Wait()
+	done := make(chan struct{})
+	go func() { s.live.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(hangGuard): // wall time: hang guard only
+		s.t.Fatalf("test server: connections still reading %v after being aborted", hangGuard)
+	}
 }
 
 // restart brings the server back on the same port.

@@ -2,7 +2,6 @@ package reliability_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -63,6 +62,7 @@ func TestSoak(t *testing.T) {
 	pxs := make([]*proxy, 4)
 	for i := range pxs {
 		pxs[i] = newProxy(t, srv.addr)
+		pxs[i].strict = false // a fault that toxiproxy could not add is skipped, and counted
 	}
 	g0, px0 := goroutines()
 	g0 -= px0 // tether's and the test's
@@ -113,9 +113,9 @@ func TestSoak(t *testing.T) {
 		{"bandwidth", "bandwidth", map[string]any{"rate": 32}},
 	}
 	var peakHeap uint64
-	peakG := 0
-	end := time.Now().Add(dur) // wall time: the soak's length
-	for time.Now().Before(end) {
+	peakG, peakPx := 0, 0
+	end := time.Now().Add(dur)   // wall time: the soak's length
+	for time.Now().Before(end) { // wall time: the soak's length
 		hold := time.Duration(100+rnd.IntN(700)) * time.Millisecond
 		if rnd.IntN(10) == 0 {
 			faults["server killed"]++
@@ -130,8 +130,8 @@ func TestSoak(t *testing.T) {
 			<-time.After(hold) // wall time: the fault lasts a while
 			px.removeBoth("soak")
 		}
-		if g, _ := goroutines(); g > peakG {
-			peakG = g
+		if g, gpx := goroutines(); g > peakG {
+			peakG, peakPx = g, gpx
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -140,7 +140,7 @@ func TestSoak(t *testing.T) {
 
 	// Everything accepted arrives.
 	close(stop)
-	var accepted, delivered, resent, dups, full, reconnects int64
+	var accepted, delivered, lost, resent, dups, full, reconnects int64
 	for _, a := range apps {
 		<-a.done
 		if err := a.stopErr(); err != nil {
@@ -156,14 +156,18 @@ func TestSoak(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := a.c.Close(ws.StatusNormalClosure, "bye"); errors.Is(err, tether.ErrUnsent) {
+			// Everything was acknowledged: nothing may be left unsent,
+			// and the close handshake may fail only because the link is
+			// going (the server is not killed now, the proxies have no
+			// toxic), which it must not either.
+			if err := a.c.Close(ws.StatusNormalClosure, "bye"); err != nil {
 				t.Errorf("%s: Close = %v", a.id, err)
 			}
 		}()
 	}
 	wg.Wait()
 	for _, a := range apps {
-		a.check(t, led, a.c.Unsent())
+		lost += a.check(t, led, a.c.Unsent()) // fails the test unless 0 (acks mode)
 		acc := led.get(a.id)
 		accepted += a.sentHi.Load()
 		resent += a.resent.Load()
@@ -208,11 +212,13 @@ func TestSoak(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 	}
 	sort.Strings(kinds)
-	t.Logf("soak: %d clients, %v, seed %d, faults [%s]; accepted %d, delivered exactly once and in order %d, lost 0, "+
+	t.Logf("soak: %d clients, %v, seed %d, faults [%s]; accepted %d, delivered exactly once and in order %d, lost %d, "+
 		"resent %d (server dropped %d duplicates), buffer-full refusals %d, reconnects %d; "+
-		"goroutines (without toxiproxy's) %d before, peak %d (all), %d after (toxiproxy's own: %d more than before); live heap %d KiB before, peak %d KiB, %d KiB after (allowed %d KiB)",
-		nClients, dur, seed, strings.Join(kinds, ", "), accepted, delivered, resent, dups, full, reconnects,
-		g0, peakG, g1-px1, px1-px0, heap0>>10, peakHeap>>10, heap1>>10, (heap0+slack)>>10)
+		"goroutines without toxiproxy's %d before, %d after; all goroutines at peak %d (%d of them toxiproxy's); "+
+		"toxiproxy's own %d before (with what earlier tests' proxies left, some of which end meanwhile), %d after; "+
+		"live heap %d KiB before, peak %d KiB, %d KiB after (allowed %d KiB)",
+		nClients, dur, seed, strings.Join(kinds, ", "), accepted, delivered, lost, resent, dups, full, reconnects,
+		g0, g1-px1, peakG, peakPx, px0, px1, heap0>>10, peakHeap>>10, heap1>>10, (heap0+slack)>>10)
 
 	for _, px := range pxs {
 		px.stop()
