@@ -27,8 +27,10 @@
 //	cfg, err := tether.NewConfig(tether.WithClock(clock), tether.WithBus(bus),
 //		tether.WithMiddleware(middleware.Recover()))
 //
-// On the server side, Handler upgrades every request and serves the
-// connection on a goroutine of its own, the connection's only reader.
+// On the server side, NewServer (or Handler) upgrades every request and
+// serves the connection on a goroutine of its own, the connection's only
+// reader; Server.Shutdown closes them all with a code and waits. Package
+// tethertest tests either side in simulated time.
 //
 // On the client side, Dial returns a Client: a connection that survives
 // reconnects. When its connection is lost for a reason worth retrying
