@@ -44,8 +44,10 @@ type rig struct {
 
 // fault is one way to break the link. inject breaks it, heal repairs it.
 type fault struct {
-	// inject breaks the link; the client must notice and schedule a reconnect.
-	inject func(r *rig)
+	// inject breaks the link; the client must notice and schedule a
+	// reconnect. It reports false when toxiproxy could not add the toxic
+	// (its known lock-up): the cycle then ends the connection itself.
+	inject func(r *rig) bool
 	heal   func(r *rig)
 	// failAttempt: a reconnect attempt made while the fault lasts fails
 	// (the test makes one in a third of the cycles).
@@ -57,17 +59,17 @@ type fault struct {
 
 var (
 	restartFault = fault{
-		inject:      func(r *rig) { r.srv.kill() },
+		inject:      func(r *rig) bool { r.srv.kill(); return true },
 		heal:        func(r *rig) { r.srv.restart() },
 		failAttempt: true,
 	}
 	resetFault = fault{
-		inject:      func(r *rig) { r.px.both("rst", "reset_peer", map[string]any{"timeout": 0}) },
+		inject:      func(r *rig) bool { return r.px.tryBoth("rst", "reset_peer", map[string]any{"timeout": 0}) },
 		heal:        func(r *rig) { r.px.removeBoth("rst") },
 		failAttempt: true,
 	}
 	blackHoleFault = fault{
-		inject: func(r *rig) { r.px.both("bh", "timeout", map[string]any{"timeout": 0}) },
+		inject: func(r *rig) bool { return r.px.tryBoth("bh", "timeout", map[string]any{"timeout": 0}) },
 		heal:   func(r *rig) { r.px.removeBoth("bh") },
 		silent: true,
 	}
@@ -90,6 +92,7 @@ type result struct {
 	accepted, delivered, unsent    int64
 	resent, dups, lost, bufferFull int64
 	late, proxyReplaced, corrupted int64
+	notApplied                     int // cycles whose toxic toxiproxy could not add
 	causes                         map[string]int
 	goroutinesBefore, after        int // tether's and the test's, without toxiproxy's
 	proxyLeft                      int // toxiproxy's own goroutines left behind
@@ -106,14 +109,19 @@ func (r result) String() string {
 	for _, k := range keys {
 		cs = append(cs, fmt.Sprintf("%s %d", k, r.causes[k]))
 	}
-	return fmt.Sprintf("cycles=%d failed_attempts=%d accepted=%d delivered=%d unsent=%d lost_in_flight=%d corrupted=%d late_on_old_conn=%d resent=%d server_dups=%d buffer_full=%d goroutines_before=%d after=%d toxiproxy_leaked=%d proxy_replaced=%d wall=%v causes=[%s]",
+	return fmt.Sprintf("cycles=%d failed_attempts=%d accepted=%d delivered=%d unsent=%d lost_in_flight=%d corrupted=%d late_on_old_conn=%d resent=%d server_dups=%d buffer_full=%d goroutines_before=%d after=%d toxiproxy_leaked=%d proxy_replaced=%d fault_not_applied=%d wall=%v causes=[%s]",
 		r.cycles, r.failedAttempts, r.accepted, r.delivered, r.unsent, r.lost, r.corrupted, r.late, r.resent, r.dups, r.bufferFull,
-		r.goroutinesBefore, r.after, r.proxyLeft, r.proxyReplaced, r.wall.Round(time.Millisecond), strings.Join(cs, ", "))
+		r.goroutinesBefore, r.after, r.proxyLeft, r.proxyReplaced, r.notApplied, r.wall.Round(time.Millisecond), strings.Join(cs, ", "))
 }
+
+// errNotApplied ends a connection whose fault toxiproxy could not inject.
+var errNotApplied = errors.New("reliability: toxiproxy could not add the fault; connection ended by the test")
 
 // cause names what ended a connection, for the causes histogram.
 func cause(err error) string {
 	switch {
+	case errors.Is(err, errNotApplied):
+		return "fault not applied, ended by the test"
 	case errors.Is(err, heartbeat.ErrTimeout):
 		return "heartbeat timeout"
 	case errors.Is(err, syscall.ECONNRESET):
@@ -167,15 +175,25 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 		// Some traffic first: the fault hits a connection in full flow.
 		r.led.waitLast(t, "c1", r.led.get("c1").last+10, r.app.state)
 		f := sc.faults[i%len(sc.faults)]
-		f.inject(r)
-		if f.silent {
+		applied := f.inject(r)
+		if !applied {
+			// toxiproxy locked up adding the toxic and its proxy was
+			// replaced; the live connection still runs through the old
+			// one. End it from the client, so that the cycle goes on
+			// through the new proxy; the cycle is counted apart.
+			res.notApplied++
+			if conn := r.app.c.Conn(); conn != nil { // nil: the old proxy closed it already
+				_ = conn.Abort(errNotApplied)
+			}
+		}
+		if f.silent && applied {
 			step(t, r.clock, 1, hb.Interval) // the ping, into the black hole
 			step(t, r.clock, 1, hb.Timeout)  // unanswered: dead
 		}
 		d := await[events.Disconnected](r.log)
 		res.causes[cause(d.Err)]++
 		s := await[events.ReconnectScheduled](r.log)
-		if f.failAttempt && r.rnd.IntN(3) == 0 {
+		if f.failAttempt && applied && r.rnd.IntN(3) == 0 {
 			step(t, r.clock, 1, s.Delay) // an attempt while the fault lasts
 			s = await[events.ReconnectScheduled](r.log)
 			res.causes["attempt failed: "+cause(s.Cause)]++

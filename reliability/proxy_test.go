@@ -156,20 +156,28 @@ func (px *proxy) toxic(name, typ, stream string, attrs map[string]any) []byte {
 // "downstream": server to client) under name, with attrs.
 func (px *proxy) add(name, typ, stream string, attrs map[string]any) {
 	px.t.Helper()
+	if !px.tryAdd(name, typ, stream, attrs) && px.strict {
+		px.t.Fatalf("toxic %s (%s, %s) not applied: %s; the proxy was replaced (%d so far) and the fault would not hit the live connection",
+			name, typ, stream, upstreamBug, px.replaced.Load())
+	}
+}
+
+// tryAdd is add that reports, instead of failing the test, a toxic that
+// toxiproxy could not add (its proxy was then replaced).
+func (px *proxy) tryAdd(name, typ, stream string, attrs map[string]any) bool {
+	px.t.Helper()
 	b := px.toxic(name, typ, stream, attrs)
 	if !px.change(func(c *toxiproxy.ToxicCollection) error {
 		_, err := c.AddToxicJson(bytes.NewReader(b))
 		return err
 	}) {
-		if px.strict {
-			px.t.Fatalf("toxic %s (%s, %s) not applied: %s; the proxy was replaced (%d so far) and the fault would not hit the live connection",
-				name, typ, stream, upstreamBug, px.replaced.Load())
-		}
-		return
+		px.t.Logf("toxic %s (%s, %s) not applied: %s; the proxy was replaced (%d so far)", name, typ, stream, upstreamBug, px.replaced.Load())
+		return false
 	}
 	px.mu.Lock()
 	px.on[name] = true
 	px.mu.Unlock()
+	return true
 }
 
 // both installs the same toxic on both streams, named name+"_up" and
@@ -177,6 +185,13 @@ func (px *proxy) add(name, typ, stream string, attrs map[string]any) {
 func (px *proxy) both(name, typ string, attrs map[string]any) {
 	px.add(name+"_up", typ, "upstream", attrs)
 	px.add(name+"_down", typ, "downstream", attrs)
+}
+
+// tryBoth is both that reports whether both toxics were added, instead of
+// failing the test when toxiproxy could not add one.
+func (px *proxy) tryBoth(name, typ string, attrs map[string]any) bool {
+	up := px.tryAdd(name+"_up", typ, "upstream", attrs)
+	return px.tryAdd(name+"_down", typ, "downstream", attrs) && up
 }
 
 // remove takes a toxic out, if it is still there.
