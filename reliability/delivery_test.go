@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -237,6 +238,17 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 		r.app.settle(t)
 	} else {
 		r.led.waitLast(t, "c1", r.app.sentHi.Load(), r.app.state)
+	}
+	// In acks mode the hook's resends can have everything acknowledged
+	// while the queue still flushes its copies: wait for the queue too, or
+	// the kill below finds it holding them.
+	for guard := time.After(hangGuard); c.Queued() > 0; { // wall time: hang guard only
+		select {
+		case <-guard:
+			t.Fatalf("%d messages still queued after everything was acknowledged", c.Queued())
+		default:
+			runtime.Gosched()
+		}
 	}
 	r.srv.kill()
 	await[events.ReconnectScheduled](r.log)
