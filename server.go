@@ -97,9 +97,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.closed { // Shutdown began during the handshake
+	if s.closed { // Shutdown began during the handshake: serve it only to close it
 		s.mu.Unlock()
-		go func() { defer s.wg.Done(); _ = c.Close(ws.StatusGoingAway, "server shutting down") }()
+		done, cancel := context.WithCancel(context.Background())
+		cancel() // Serve closes a connection whose ctx is done with 1001, reading the peer's answer
+		go func() { defer s.wg.Done(); _ = c.Serve(done) }()
 		return
 	}
 	s.conns[c] = struct{}{}
