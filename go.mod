@@ -1,31 +1,16 @@
 module github.com/tetherws/tether
 
+// go 1.26 is the floor: gobwas/ws v1.5.0 declares go 1.26, so go mod tidy
+// raises anything lower, in this module and in every consumer. tether's
+// own code needs only Go 1.25 (testing/synctest): it vets (stdversion
+// included) and tests clean at go 1.25.0 when ws's line is lowered too.
 go 1.26
 
 require (
-	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/asaskevich/EventBus v0.0.0-20200907212545-49d423059eef
 	github.com/gobwas/ws v1.5.0
 	github.com/jonboulle/clockwork v0.5.0
-	github.com/rs/zerolog v1.28.0
 	go.uber.org/goleak v1.3.0
 )
 
-require (
-	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/cespare/xxhash/v2 v2.1.2 // indirect
-	github.com/gobwas/httphead v0.1.0 // indirect
-	github.com/golang/protobuf v1.5.2 // indirect
-	github.com/gorilla/mux v1.8.0 // indirect
-	github.com/mattn/go-colorable v0.1.13 // indirect
-	github.com/mattn/go-isatty v0.0.16 // indirect
-	github.com/matttproud/golang_protobuf_extensions v1.0.1 // indirect
-	github.com/prometheus/client_golang v1.13.0 // indirect
-	github.com/prometheus/client_model v0.2.0 // indirect
-	github.com/prometheus/common v0.37.0 // indirect
-	github.com/prometheus/procfs v0.8.0 // indirect
-	github.com/rs/xid v1.4.0 // indirect
-	golang.org/x/sys v0.0.0-20220909162455-aba9fc2a8ff2 // indirect
-	google.golang.org/protobuf v1.28.1 // indirect
-	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
-)
+require github.com/gobwas/httphead v0.1.0 // indirect

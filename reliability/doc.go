@@ -6,10 +6,12 @@
 // faults. See docs/reliability.md for what they prove and the figures they
 // print.
 //
-// The quick versions run with the rest of the suite (go test -race ./...).
-// The long ones (100 restarts, 50 black-hole trials, a soak of 200 clients
-// for minutes) run when TETHER_LONG=1 is set or -long is passed, and never
-// under -short:
+// It is a module of its own (github.com/tetherws/tether/reliability, with a
+// replace to ../), so that toxiproxy and its dependencies stay out of the
+// library's go.mod; the root's go test ./... does not reach it. From this
+// directory, the quick versions run with go test -race ./... . The long ones
+// (100 restarts, 50 black-hole trials, a soak of 200 clients for minutes)
+// run when TETHER_LONG=1 is set or -long is passed, and never under -short:
 //
-//	TETHER_LONG=1 go test -race -timeout 900s -v ./reliability/
+//	TETHER_LONG=1 go test -race -timeout 900s -v ./...
 package reliability
