@@ -11,14 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
-	"github.com/tetherws/tether/heartbeat"
-	"github.com/tetherws/tether/internal/goid"
-	"github.com/tetherws/tether/retry"
 )
 
 // Errors of a Client.
@@ -30,7 +26,7 @@ var (
 	// sent; Unsent returns them.
 	ErrUnsent = errors.New("tether: messages accepted but never sent")
 	// ErrClientClosed is the cause of a client ended by its own Close. It
-	// matches core.ErrClosed too.
+	// matches ErrClosed too.
 	ErrClientClosed error = clientClosed{}
 )
 
@@ -39,17 +35,59 @@ type clientClosed struct{}
 func (clientClosed) Error() string        { return "tether: client closed by Close" }
 func (clientClosed) Is(target error) bool { return target == core.ErrClosed }
 
+// ClientState names what a Client is doing. The states and the moves
+// between them are drawn in docs/architecture.md.
+type ClientState int32
+
+const (
+	// Connecting: a dial is under way (the first connection, or a
+	// reconnect attempt). Sends are queued.
+	Connecting ClientState = iota
+	// Flushing: a new connection is up; the on-reconnect hook runs, then
+	// what was queued is sent, in order. Sends are queued behind it.
+	Flushing
+	// Live: the connection is up and the queue empty: Sends write to the
+	// connection.
+	Live
+	// BackingOff: the connection was lost; the client waits the reconnect
+	// plugin's delay on its clock. Sends are queued.
+	BackingOff
+	// Closing: Close was called; the current connection, if any, is
+	// closing. Sends fail.
+	Closing
+	// Closed: the client has ended (Close, a give-up, or without
+	// reconnects the end of its connection). Done is closed.
+	Closed
+)
+
+var stateNames = [...]string{"connecting", "flushing", "live", "backing off", "closing", "closed"}
+
+// String returns the state's name, such as "live".
+func (s ClientState) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return "ClientState(" + strconv.Itoa(int(s)) + ")"
+	}
+	return stateNames[s]
+}
+
 // Client is a WebSocket connection that survives reconnects: when its
-// connection is lost for a reason the classifier deems retryable (see
-// Retryable), it reconnects on the retry policy's schedule, runs the
-// on-reconnect hook, then sends what was queued meanwhile, in order.
+// connection is lost, its reconnect plugin (retry.Reconnect unless
+// WithReconnector says otherwise) decides whether and when to dial again;
+// after a reconnect the client runs the on-reconnect hook, then sends what
+// was queued meanwhile, in order.
+//
+// One supervisor goroutine drives the client through its states
+// (ClientState); every other call talks to it. The supervisor dials, waits
+// on the clock, runs the hook and flushes the queue; each connection's read
+// loop runs on a goroutine of its own, where the handler runs.
 //
 // # Concurrency
 //
-// Send, Write, Close, Done, Err, Conn and the other accessors may be called
-// from any goroutine. Messages from one goroutine go out in the order it
-// sent them, across reconnects. The handler (WithHandler) runs on the
-// client's single reading goroutine, for every connection in turn.
+// Every method may be called from any goroutine. Messages from one
+// goroutine go out in the order it sent them, across reconnects. No method
+// but Shutdown and Reconnect waits for anything, and those two are
+// bounded by their ctx: Close starts closing and returns; Done and Err tell
+// when and why the client ended.
 //
 // # What is accepted is not dropped silently
 //
@@ -62,268 +100,387 @@ func (clientClosed) Is(target error) bool { return target == core.ErrClosed }
 //
 // One reconnect runs at a time: a connection has one end, however many
 // causes race for it (a heartbeat timeout and a read error), and the next
-// connection is dialed only after the previous one is fully closed, its
+// connection is dialed only after the previous one has fully ended, its
 // timers stopped and its hook returned.
 type Client struct {
-	id          string
-	url         string
-	dialer      core.Dialer
-	clock       clockwork.Clock
-	loop        *retry.Loop // nil: never reconnect
-	stableAfter time.Duration
-	cs          clientSettings
+	id     string
+	url    string
+	dialer core.Dialer
+	clock  clockwork.Clock
+	sched  core.Schedule // nil: never reconnect
+	ds     *dialSettings
 
-	ctx    context.Context // ends when the client ends
+	ctx    context.Context // ends when the client is closing or has ended: dials, waits and hooks stop
 	cancel context.CancelFunc
 	done   chan struct{}
+	wake   chan struct{} // Close or Reconnect asked the supervisor something
 	dials  atomic.Uint64
-	runID  atomic.Uint64  // goroutine id of the reading goroutine
-	hookID atomic.Uint64  // goroutine id of the after-reconnect goroutine, while it runs
-	hook   sync.WaitGroup // the after-reconnect goroutine of the current connection
 
-	mu          sync.Mutex
-	cur         *core.Conn // the current connection; nil while reconnecting
-	live        *core.Conn // cur once its queue was flushed: Sends write to it directly
-	queue       []core.Frame
-	qbytes      int
-	closed      bool // Close was called
-	ended       bool
-	err         error // why the client ended
-	unsent      []core.Frame
-	ready       *core.Conn // the last connection whose hook succeeded before it started closing: it worked
-	dying       *core.Conn // the last connection that started closing
-	hookConn    *core.Conn // the connection whose on-reconnect hook failed, with hookErr
-	hookErr     error
-	closeCode   ws.StatusCode
-	closeReason string
+	mu           sync.Mutex
+	state        ClientState
+	conn         *core.Conn // the current connection (Flushing, Live), until it has ended
+	live         *core.Conn // conn while Live and not closing: Sends write to it
+	dying        *core.Conn // the last connection that started closing
+	queue        []core.Frame
+	qbytes       int
+	closeReq     bool // Close was called
+	closeCode    StatusCode
+	closeReason  string
+	reconnectReq bool          // Reconnect was called; the supervisor has not acted on it yet
+	gen          uint64        // connections that became Live so far
+	changed      chan struct{} // closed and replaced when gen changes and when the client ends
+	err          error         // why the client ended
+	unsent       []core.Frame
 }
 
 var clientSeq atomic.Uint64
 
 // Dial connects to rawURL (ws:// or wss://) and returns a Client that keeps
-// the connection up, configured by opts: WithRetry, WithHeartbeat,
-// WithHandler, WithMiddleware, WithClock, WithBus, WithHeader, ... ctx
-// bounds the first connection only (and its retries, with
-// WithRetryFirstDial); the client lives until Close or until it gives up.
+// the connection up, configured by opts: the options of either side
+// (WithHandler, WithHeartbeat, WithClock, WithBus, WithMiddleware, ...) and
+// the client's own (WithRetry, WithSendBuffer, WithHeader,
+// WithOnReconnect, ...). The heartbeat is on by default (a ping every 30 s;
+// no answer in 10 s: the connection is dead and the client reconnects), as
+// is reconnecting (1, 2, 4, 8, 16 s, then give up).
 //
-// The first dial is not retried unless WithRetryFirstDial is given: a wrong
-// URL or a refused credential fails here, at once.
-func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
+// ctx bounds the first connection only (and its retries, with
+// WithRetryFirstDial); the client lives until Close or until it gives up.
+// The first dial is not retried unless WithRetryFirstDial is given: a
+// wrong URL or a refused credential fails here, at once, with the dial's
+// error.
+func Dial(ctx context.Context, rawURL string, opts ...DialOption) (*Client, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("%w: nil context", core.ErrInvalidConfig)
 	}
-	s, err := newSettings(opts)
+	ds, cfg, err := newDialSettings(opts)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := core.ParseURL(rawURL); err != nil {
 		return nil, err
 	}
-	cs := s.client
 	c := &Client{
-		id:    cs.id,
-		url:   rawURL,
-		clock: s.cfg.Clock,
-		cs:    cs,
-		done:  make(chan struct{}),
+		id:      ds.id,
+		url:     rawURL,
+		clock:   cfg.Clock,
+		ds:      ds,
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
 	}
 	if c.id == "" {
 		c.id = "k" + strconv.FormatUint(clientSeq.Add(1), 10)
 	}
-	c.dialer = core.Dialer{
-		Config:           s.cfg,
-		Protocols:        cs.protocols,
-		TLSConfig:        cs.tls,
-		NetDial:          cs.netDial,
-		HandshakeTimeout: cs.handshakeTimeout,
+	if ds.reconnector != nil {
+		if c.sched, err = ds.reconnector.Start(core.ClientInfo{ID: c.id, Clock: cfg.Clock, Bus: cfg.Bus}); err != nil {
+			return nil, err
+		}
+		if c.sched == nil {
+			return nil, fmt.Errorf("%w: %T.Start returned no Schedule", core.ErrInvalidConfig, ds.reconnector)
+		}
 	}
-	if cs.policy != nil {
-		c.loop = &retry.Loop{Policy: cs.policy, Clock: c.clock, Bus: s.cfg.Bus, ClientID: c.id, Retryable: cs.retryable}
-		c.stableAfter = cs.policy.StableAfter()
+	c.dialer = core.Dialer{
+		Config:           cfg,
+		Protocols:        ds.protocols,
+		TLSConfig:        ds.tls,
+		NetDial:          ds.netDial,
+		HandshakeTimeout: ds.handshakeTimeout,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-
-	conn, err := c.dialOnce(ctx, 0)
-	if err != nil {
-		if !cs.retryFirst || c.loop == nil {
-			c.cancel()
-			return nil, err
-		}
-		_, err = c.loop.Run(ctx, err, c.clock.Now(), 1, func(ctx context.Context, a int) error {
-			conn, err = c.dialOnce(ctx, a)
-			return err
-		})
-		if err != nil {
-			c.cancel()
-			return nil, err
-		}
+	first := make(chan error, 1)
+	go c.run(ctx, first)
+	if err := <-first; err != nil {
+		<-c.done
+		return nil, err
 	}
-	c.mu.Lock()
-	c.cur, c.live = conn, conn // nothing can be queued yet: Dial has not returned
-	c.ready = conn
-	c.mu.Unlock()
-	c.watch(conn)
-	go c.run(conn, 0) // the first connection is no reconnect, however many attempts it took: no hook, no Reconnected
 	return c, nil
 }
 
-// dialOnce makes one dial. attempt is 0 for the first connection.
-func (c *Client) dialOnce(ctx context.Context, attempt int) (*core.Conn, error) {
-	h := c.cs.header.Clone()
+// dialOnce makes one dial with ctx. attempt is 0 for the first connection.
+// It attaches the client's own plugin to the connection, which returns its
+// handle.
+func (c *Client) dialOnce(ctx context.Context, attempt int) (*core.Conn, *core.Handle, error) {
+	h := c.ds.header.Clone()
 	if h == nil {
 		h = http.Header{}
 	}
-	if c.cs.beforeDial != nil {
-		if err := c.cs.beforeDial(ctx, attempt, h); err != nil {
-			return nil, fmt.Errorf("tether: before dial: %w", err)
+	if c.ds.beforeDial != nil {
+		if err := c.ds.beforeDial(ctx, attempt, h); err != nil {
+			return nil, nil, fmt.Errorf("tether: before dial: %w", err)
 		}
 	}
+	var handle *core.Handle
 	d := c.dialer
 	d.Header = h
 	d.Config.ID = c.id + "." + strconv.FormatUint(c.dials.Add(1), 10)
-	return d.Dial(ctx, c.url)
+	d.Config.Plugins = append([]core.Plugin{core.PluginFunc(func(ph *core.Handle) error {
+		handle = ph
+		conn := ph.Conn()
+		return ph.OnClose(func() { c.connClosing(conn) })
+	})}, d.Config.Plugins...)
+	conn, err := d.Dial(ctx, c.url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, handle, nil
 }
 
-// watch stops direct writes to conn as soon as it starts closing, so that
-// Sends queue for the next connection instead of failing.
-func (c *Client) watch(conn *core.Conn) {
-	_ = conn.OnClose(func() {
-		c.mu.Lock()
-		if c.live == conn {
-			c.live = nil
-		}
-		c.dying = conn
-		c.mu.Unlock()
-	})
+// connClosing takes conn out of service for Sends the moment it starts
+// closing, so that they queue for the next connection instead of failing.
+func (c *Client) connClosing(conn *core.Conn) {
+	c.mu.Lock()
+	if c.live == conn {
+		c.live = nil
+	}
+	c.dying = conn
+	c.mu.Unlock()
 }
 
-// run is the client's goroutine: it serves each connection in turn and
-// reconnects between them. attempt is the number of the attempt that made
-// conn (0 for the first connection).
-func (c *Client) run(conn *core.Conn, attempt int) {
+func (c *Client) setState(s ClientState) {
+	c.mu.Lock()
+	if c.state != Closing && c.state != Closed {
+		c.state = s
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the supervisor. first receives the outcome of the first
+// connection: nil once it is live, or the error the client ended with.
+func (c *Client) run(dialCtx context.Context, first chan<- error) {
 	defer close(c.done)
-	c.runID.Store(goid.Get())
-	lostAt := time.Time{}
-	for {
-		connectedAt := c.clock.Now()
-		if attempt > 0 {
-			c.hook.Add(1)
-			go c.afterReconnect(conn, attempt, lostAt)
+	// Until the first connection is live, Dial's ctx bounds the dials and
+	// the waits too.
+	ctx, cancel := context.WithCancel(dialCtx)
+	stopJoin := context.AfterFunc(c.ctx, cancel)
+	inFirst := true
+	leaveFirst := func(err error) {
+		if inFirst {
+			inFirst = false
+			stopJoin()
+			cancel()
+			ctx = c.ctx
+			first <- err
 		}
-		cause := conn.Serve(c.ctx)
-		c.hook.Wait()
+	}
+	end := func(err error) {
+		c.end(err)
+		leaveFirst(err)
+	}
 
-		c.mu.Lock()
-		c.cur, c.live = nil, nil
-		closed := c.closed
-		worked := c.ready == conn
-		c.ready = nil
-		if c.hookConn == conn {
-			cause = c.hookErr // what the classifier and GaveUp see: the hook's own error
-		}
-		c.hookErr, c.hookConn = nil, nil
-		c.mu.Unlock()
-		if closed {
-			c.end(ErrClientClosed)
-			return
-		}
-		if c.loop == nil {
-			c.end(cause)
-			return
-		}
-		first := 1
-		if !worked || (attempt > 0 && c.clock.Since(connectedAt) < c.stableAfter) {
-			// The counter is not reset: that connection did not really work
-			// (its hook failed, or it died before the queue was flushed, or
-			// it did not stay up for StableAfter).
-			first = attempt + 1
-		}
-		lostAt = c.clock.Now()
-		var next *core.Conn
-		n, err := c.loop.Run(c.ctx, cause, lostAt, first, func(ctx context.Context, a int) error {
-			cc, err := c.dialOnce(ctx, a)
-			next = cc
-			return err
-		})
-		if err != nil {
-			if c.isClosed() {
-				err = ErrClientClosed
+	firstDial := true  // the very first dial is attempt 0 and no plugin's
+	var cause error    // why the last connection or attempt ended
+	dialNow := true    // skip the reconnect plugin: the first dial, or a forced reconnect
+	reconnect := false // a connection has been live before: the next one runs the hook
+	for {
+		if !dialNow {
+			// The connection or the attempt was lost: ask the plugin.
+			if c.isClosing() {
+				end(ErrClientClosed)
+				return
 			}
-			c.end(err)
-			return
+			d, err := c.sched.Lost(cause)
+			if err != nil {
+				end(err)
+				return
+			}
+			c.setState(BackingOff)
+			switch c.wait(ctx, d) {
+			case waitClosed:
+				end(c.closedErr(ctx))
+				return
+			case waitForced:
+				c.sched.Forced()
+			}
+		}
+		dialNow = false
+
+		// Connecting.
+		c.setState(Connecting)
+		attempt := 0
+		if !firstDial {
+			attempt = c.sched.Dialing()
+		}
+		firstDial = false
+		conn, h, err := c.dialOnce(ctx, attempt)
+		if err != nil {
+			if c.isClosing() {
+				end(ErrClientClosed)
+				return
+			}
+			if ctx.Err() != nil { // Dial's ctx ended: the dial's error says how
+				end(err)
+				return
+			}
+			if c.sched == nil || (inFirst && !c.ds.retryFirst) {
+				end(err)
+				return
+			}
+			cause = err
+			continue
 		}
 		c.mu.Lock()
-		if c.closed { // Close came while the winning dial completed
+		if c.closeReq { // Close came while the dial completed
 			code, reason := c.closeCode, c.closeReason
 			c.mu.Unlock()
-			_ = next.Close(code, reason)
-			c.end(ErrClientClosed)
+			_ = conn.Close(code, reason) // not serving: releases the socket
+			end(ErrClientClosed)
 			return
 		}
-		c.cur = next
+		c.conn = conn
+		c.reconnectReq = false // a new connection answers any reconnect asked for so far
+		c.state = Flushing
 		c.mu.Unlock()
-		c.watch(next)
-		conn, attempt = next, n
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = conn.Serve(context.Background())
+		}()
+
+		// Flushing: the hook (after a reconnect), then the queue.
+		cause = nil
+		if reconnect && c.ds.onReconnect != nil {
+			cause = c.runHook(conn, h)
+		}
+		if cause == nil {
+			if c.sched != nil {
+				c.sched.Opened(h)
+			}
+			reconnect = true
+			c.flush(conn)
+			c.goLive(conn)
+			leaveFirst(nil)
+		}
+
+		// Live (or a connection already on its way out): wait for its end.
+		<-served
+		if cause == nil || cause == errConnGone {
+			cause = conn.Err()
+		}
+		c.mu.Lock()
+		c.conn, c.live = nil, nil
+		closing, forced := c.closeReq, c.reconnectReq
+		c.reconnectReq = false
+		c.mu.Unlock()
+		switch {
+		case closing:
+			end(ErrClientClosed)
+			return
+		case c.sched == nil:
+			end(cause)
+			return
+		case forced:
+			c.sched.Forced()
+			dialNow = true
+		}
 	}
 }
 
-// afterReconnect runs on its own goroutine while conn serves: the
-// on-reconnect hook, the Reconnected event, then the queued messages.
-func (c *Client) afterReconnect(conn *core.Conn, attempt int, lostAt time.Time) {
-	defer c.hook.Done()
-	c.hookID.Store(goid.Get())
-	defer c.hookID.Store(0)
+type waitResult int
+
+const (
+	waitDone waitResult = iota
+	waitClosed
+	waitForced
+)
+
+// wait waits d on the clock, unless Close or Reconnect cut it short or ctx
+// ends.
+func (c *Client) wait(ctx context.Context, d time.Duration) waitResult {
+	var fired <-chan time.Time
+	if d > 0 {
+		t := c.clock.NewTimer(d)
+		defer t.Stop()
+		fired = t.Chan()
+	} else {
+		ch := make(chan time.Time, 1)
+		ch <- time.Time{}
+		fired = ch
+	}
+	for {
+		select {
+		case <-fired:
+			return waitDone
+		case <-ctx.Done():
+			return waitClosed
+		case <-c.wake:
+			c.mu.Lock()
+			closing, forced := c.closeReq, c.reconnectReq
+			c.reconnectReq = false
+			c.mu.Unlock()
+			switch {
+			case closing:
+				return waitClosed
+			case forced:
+				return waitForced
+			}
+		}
+	}
+}
+
+// closedErr is what the client ends with when ctx stopped a dial or a
+// wait: its Close, or the end of Dial's ctx.
+func (c *Client) closedErr(ctx context.Context) error {
+	if c.isClosing() || c.ctx.Err() != nil {
+		return ErrClientClosed
+	}
+	return ctx.Err()
+}
+
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReq
+}
+
+// runHook runs the on-reconnect hook on conn, with a ctx that ends when
+// conn starts closing or the client is closed. It returns nil when the
+// hook succeeded; otherwise why the attempt failed: the hook's error if
+// conn is still up (conn is then closed with 1011), or, if conn went away
+// during the hook, conn's own cause (which the caller reads once it ended).
+func (c *Client) runHook(conn *core.Conn, h *core.Handle) error {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	_ = conn.OnClose(cancel)
-	if c.cs.onReconnect != nil {
-		if err := c.cs.onReconnect(ctx, conn); err != nil {
-			// The attempt failed after all: the counter goes on (ready is
-			// not set), the classifier sees the hook's error, and the
-			// server is told why.
-			err = fmt.Errorf("tether: on-reconnect hook: %w", err)
-			c.mu.Lock()
-			c.hookErr, c.hookConn = err, conn
-			c.mu.Unlock()
-			core.Emit(conn, events.Error{ConnID: conn.ID(), Err: err, Fatal: true, At: c.clock.Now()})
-			_ = conn.Close(ws.StatusInternalServerError, "reconnect hook failed")
-			return
-		}
-	}
+	_ = h.OnClose(cancel)
+	err := c.ds.onReconnect(ctx, conn)
 	c.mu.Lock()
-	if c.dying == conn { // it died during the hook: it did not work
-		c.mu.Unlock()
-		return
-	}
-	c.ready = conn // it worked: the next outage starts counting again
+	gone := c.dying == conn || c.closeReq
 	c.mu.Unlock()
-	// Emit, not Publish: it comes before this connection's Disconnected, or
-	// not at all if the connection already ended.
-	core.Emit(conn, events.Reconnected{
-		ClientID: c.id, ConnID: conn.ID(), Attempts: attempt, Downtime: c.clock.Since(lostAt), At: c.clock.Now(),
-	})
-	c.flush(conn)
+	if gone {
+		return errConnGone // the connection's end says why, not the hook's ctx
+	}
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("tether: on-reconnect hook: %w", err)
+	core.Emit(h, events.Error{ConnID: conn.ID(), Err: err, Fatal: true, At: c.clock.Now()})
+	_ = conn.Close(StatusInternalError, "reconnect hook failed")
+	return err
 }
 
-// flush sends the queue on conn, oldest first, then lets Sends write to
-// conn directly. Sends made meanwhile join the end of the queue. It stops,
-// leaving the rest queued, if conn goes away.
+// errConnGone: the hook's connection ended during the hook; the cause is
+// the connection's.
+var errConnGone = errors.New("tether: connection gone during the on-reconnect hook")
+
+// flush sends the queue on conn, oldest first. Sends made meanwhile join
+// the end of the queue. It stops, leaving the rest queued, if conn goes
+// away.
 func (c *Client) flush(conn *core.Conn) {
 	for {
 		c.mu.Lock()
-		if c.cur != conn || c.ended || c.dying == conn {
-			c.mu.Unlock()
-			return
-		}
-		if len(c.queue) == 0 {
-			c.live = conn
+		if len(c.queue) == 0 || c.dying == conn || c.closeReq {
 			c.mu.Unlock()
 			return
 		}
 		// Taken out before the write, so that Queued never counts a message
 		// the peer may already have; put back first in line if conn is
-		// going away. Only this goroutine takes from the queue, and the
-		// client ends only after it returned.
+		// going away. Only the supervisor takes from the queue.
 		f := c.queue[0]
 		c.queue[0] = core.Frame{}
 		c.queue = c.queue[1:]
@@ -345,69 +502,100 @@ func (c *Client) flush(conn *core.Conn) {
 	}
 }
 
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
+// goLive makes conn the connection Sends write to, if the queue is empty
+// and conn is still wanted. It reports whether it did.
+func (c *Client) goLive(conn *core.Conn) bool {
+	for {
+		c.mu.Lock()
+		if c.dying == conn || c.closeReq || c.reconnectReq || c.conn != conn {
+			c.mu.Unlock()
+			return false
+		}
+		if len(c.queue) > 0 { // Sends came during the last flush
+			c.mu.Unlock()
+			c.flush(conn)
+			continue
+		}
+		c.live = conn
+		c.state = Live
+		c.gen++
+		close(c.changed)
+		c.changed = make(chan struct{})
+		c.mu.Unlock()
+		return true
+	}
 }
 
 // end records why the client ended; whatever is still queued becomes
 // unsent.
 func (c *Client) end(err error) {
 	c.mu.Lock()
-	c.ended = true
+	c.state = Closed
 	c.err = err
 	c.unsent = append(c.unsent, c.queue...)
 	c.queue, c.qbytes = nil, 0
+	c.conn, c.live = nil, nil
+	close(c.changed)
+	c.changed = make(chan struct{})
 	c.mu.Unlock()
 	c.cancel()
 }
 
-// Send sends one message, op ws.OpText or ws.OpBinary, on the current
-// connection, through its outbound middlewares; see core.Conn.Write. While
-// the client reconnects (or flushes what was queued meanwhile), the message
-// is copied into the send buffer and sent after the next reconnect, in
-// order. A full buffer returns an error matching ErrBufferFull; an ended
-// client, one matching core.ErrClosed (and retry.ErrGaveUp if it gave up).
-// ctx bounds the write; it is checked before a message is queued.
-func (c *Client) Send(ctx context.Context, op ws.OpCode, p []byte) error {
+// Send sends one message, op OpText or OpBinary, on the live connection,
+// through its outbound middlewares; see core.Conn.Write. While the client
+// is not live (it reconnects, or flushes what was queued meanwhile), the
+// message is copied into the send buffer and sent after the next
+// reconnect, in order. A full buffer returns an error matching
+// ErrBufferFull at once; a closing or ended client, one matching ErrClosed
+// (and retry.ErrGaveUp if it gave up).
+//
+// ctx bounds the write: if it ends while the write waits on a peer that
+// stopped reading, the connection is aborted (the client reconnects) and
+// Send returns an error matching ctx's error; that message was not
+// accepted. A done ctx is refused before the message is queued.
+func (c *Client) Send(ctx context.Context, op OpCode, p []byte) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", core.ErrInvalidConfig)
 	}
-	if op != ws.OpText && op != ws.OpBinary {
+	if op != OpText && op != OpBinary {
 		return fmt.Errorf("%w: opcode %d", core.ErrBadOpcode, op)
 	}
-	c.mu.Lock()
-	for conn := c.live; conn != nil && !c.closed && !c.ended; conn = c.live {
+	for {
+		c.mu.Lock()
+		if c.closeReq || c.state == Closed {
+			defer c.mu.Unlock()
+			return c.endedErr()
+		}
+		conn := c.live
+		if conn == nil {
+			defer c.mu.Unlock()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if len(c.queue) >= c.ds.maxQueue || c.qbytes+len(p) > c.ds.maxQueueBytes {
+				return fmt.Errorf("%w: %d messages, %d bytes queued (limits %d, %d)", ErrBufferFull, len(c.queue), c.qbytes, c.ds.maxQueue, c.ds.maxQueueBytes)
+			}
+			c.queue = append(c.queue, core.Frame{Op: op, Payload: bytes.Clone(p)})
+			c.qbytes += len(p)
+			return nil
+		}
 		c.mu.Unlock()
 		err := conn.Write(ctx, op, p)
-		if err == nil || !errors.Is(err, core.ErrClosed) {
+		if err == nil || !errors.Is(err, core.ErrClosed) || ctx.Err() != nil {
 			return err
 		}
-		// The connection is going away: the message goes to the next live
-		// one if there already is one, else waits in the queue for it.
+		// The connection is going away and refused the message: it goes to
+		// the queue, for the next connection.
 		c.mu.Lock()
 		if c.live == conn {
 			c.live = nil
 		}
+		c.mu.Unlock()
 	}
-	defer c.mu.Unlock()
-	if c.closed || c.ended {
-		return c.endedErr()
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if len(c.queue) >= c.cs.maxQueue || c.qbytes+len(p) > c.cs.maxQueueBytes {
-		return fmt.Errorf("%w: %d messages, %d bytes queued (limits %d, %d)", ErrBufferFull, len(c.queue), c.qbytes, c.cs.maxQueue, c.cs.maxQueueBytes)
-	}
-	c.queue = append(c.queue, core.Frame{Op: op, Payload: bytes.Clone(p)})
-	c.qbytes += len(p)
-	return nil
 }
 
-// endedErr is what Send returns once the client ended or is closing. c.mu
-// is held.
+// endedErr is what Send returns once the client is closing or has ended.
+// c.mu is held.
 func (c *Client) endedErr() error {
 	if c.err == nil || c.err == ErrClientClosed {
 		return ErrClientClosed
@@ -417,81 +605,129 @@ func (c *Client) endedErr() error {
 
 // SendText sends s as one text message; see Send.
 func (c *Client) SendText(ctx context.Context, s string) error {
-	return c.Send(ctx, ws.OpText, []byte(s))
+	return c.Send(ctx, OpText, []byte(s))
 }
 
-// Write is Send, under core.Conn's name, so that code written against
-// either works with both.
-func (c *Client) Write(ctx context.Context, op ws.OpCode, p []byte) error { return c.Send(ctx, op, p) }
-
-// WriteText is SendText, under core.Conn's name.
-func (c *Client) WriteText(ctx context.Context, s string) error { return c.SendText(ctx, s) }
-
-// Close closes the client for good: it stops any reconnect, closes the
-// current connection with code and reason (waiting for the peer's answer,
-// bounded by the close timeout) and waits until the client's goroutines
-// have returned. It never triggers a reconnect. Messages still queued are
-// not sent: Close then returns an error matching ErrUnsent, and Unsent
-// returns them. A second Close returns an error matching core.ErrClosed.
+// Close starts closing the client for good and returns: it stops any
+// reconnect, and starts the close handshake of the current connection with
+// code and reason (bounded by the close timeout on the clock). It never
+// triggers a reconnect. Done is closed once the client has ended; messages
+// still queued then are not sent: Unsent returns them. Shutdown closes and
+// waits.
 //
-// Called from the handler or the on-reconnect hook, Close does not wait for
-// the client's goroutines (they are waiting for the caller). It must not be
-// called from a connection's OnClose hook, which may not block: react to a
-// connection's end from an event subscriber instead.
-func (c *Client) Close(code ws.StatusCode, reason string) error {
+// Close returns nil when it started the close, and an error matching
+// ErrClosed when the client was already closing or had ended. A bad code
+// or reason is an error and changes nothing (see core.CheckClose).
+func (c *Client) Close(code StatusCode, reason string) error {
 	if err := core.CheckClose(code, reason); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	if c.closed || c.ended {
-		closed, n := c.closed, len(c.unsent)
-		c.closed = true // a later Close says so
+	if c.closeReq || c.state == Closed {
 		c.mu.Unlock()
-		if closed {
-			return fmt.Errorf("%w: already closed", core.ErrClosed)
-		}
-		<-c.done
-		err := fmt.Errorf("%w: the client had ended: %w", core.ErrClosed, c.Err())
-		if n > 0 {
-			err = errors.Join(err, fmt.Errorf("%w: %d message(s); see Unsent", ErrUnsent, n))
-		}
-		return err
+		return fmt.Errorf("%w: the client is already closing or has ended", core.ErrClosed)
 	}
-	c.closed = true
+	c.closeReq = true
 	c.closeCode, c.closeReason = code, reason
-	conn := c.cur
+	c.state = Closing
+	conn := c.conn
 	c.live = nil
 	c.mu.Unlock()
-	var err error
 	if conn != nil {
-		err = conn.Close(code, reason)
-		if errors.Is(err, core.ErrClosed) { // it was closing already: lost, about to reconnect
-			err = nil
-		}
+		_ = conn.Close(code, reason) // starts the handshake; the supervisor waits for its end
 	}
 	c.cancel()
-	if id := goid.Get(); id == c.runID.Load() || id == c.hookID.Load() {
-		return err
-	}
-	<-c.done
-	c.mu.Lock()
-	n := len(c.unsent)
-	c.mu.Unlock()
-	if n > 0 {
-		err = errors.Join(err, fmt.Errorf("%w: %d message(s); see Unsent", ErrUnsent, n))
-	}
-	return err
+	c.signal()
+	return nil
 }
 
-// Done returns a channel closed when the client has ended: closed by Close,
-// or given up reconnecting.
+// Shutdown closes the client like Close (if it is not closing already) and
+// waits until it has ended or ctx is done. It returns nil when the client
+// ended by Close with nothing left unsent; an error matching ErrUnsent
+// when messages were left unsent (Unsent returns them); the client's own
+// error (Err) when it had ended otherwise, by giving up say; ctx's error
+// when ctx ended first (the close goes on). Called from a handler or the
+// on-reconnect hook, it would wait for its own return until ctx ends: call
+// Close there.
+func (c *Client) Shutdown(ctx context.Context, code StatusCode, reason string) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", core.ErrInvalidConfig)
+	}
+	if err := c.Close(code, reason); err != nil && !errors.Is(err, core.ErrClosed) {
+		return err
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("tether: client still closing: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != ErrClientClosed {
+		return c.err
+	}
+	if n := len(c.unsent); n > 0 {
+		return fmt.Errorf("%w: %d message(s); see Unsent", ErrUnsent, n)
+	}
+	return nil
+}
+
+// Reconnect replaces the current connection now: it closes it with 1000
+// ("reconnecting") and dials again at once, without the reconnect plugin's
+// delay; while the client backs off, it cuts the wait short. It then waits
+// until a new connection is live (nil), the client ends (an error
+// matching ErrClosed), or ctx is done (ctx's error; the reconnect goes
+// on). If the forced dial fails, the reconnect plugin's schedule takes
+// over from there.
+func (c *Client) Reconnect(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", core.ErrInvalidConfig)
+	}
+	c.mu.Lock()
+	if c.closeReq || c.state == Closed {
+		defer c.mu.Unlock()
+		return c.endedErr()
+	}
+	gen, changed := c.gen, c.changed
+	c.reconnectReq = true
+	conn := c.conn
+	if conn != nil {
+		c.live = nil // Sends queue for the next connection
+	}
+	c.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close(StatusNormalClosure, "reconnecting")
+	}
+	c.signal()
+	for {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+		switch {
+		case c.gen > gen:
+			c.mu.Unlock()
+			return nil
+		case c.state == Closed:
+			defer c.mu.Unlock()
+			return c.endedErr()
+		}
+		changed = c.changed
+		c.mu.Unlock()
+	}
+}
+
+// Done returns a channel closed when the client has ended: closed by
+// Close, or given up reconnecting (or, without reconnects, when its
+// connection ended).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err returns nil while the client runs, then why it ended: ErrClientClosed
 // after Close; a *retry.GaveUpError (errors.Is retry.ErrGaveUp) when it
 // gave up, wrapping the last connection's or attempt's error; or, with
-// reconnecting turned off (WithRetry(nil)), the cause of the connection's
-// end, a *core.CloseError.
+// WithoutRetry, the cause of the connection's end, a *CloseError.
 func (c *Client) Err() error {
 	select {
 	case <-c.done:
@@ -505,13 +741,13 @@ func (c *Client) Err() error {
 
 // Unsent returns copies of the messages the client accepted but never
 // sent: those still queued when it ended, and those an outbound middleware
-// refused when they were flushed after a reconnect.
-func (c *Client) Unsent() []core.Frame {
+// refused when they were flushed after a reconnect. Read it after Done.
+func (c *Client) Unsent() []Frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]core.Frame, len(c.unsent))
+	out := make([]Frame, len(c.unsent))
 	for i, f := range c.unsent {
-		out[i] = core.Frame{Op: f.Op, Payload: bytes.Clone(f.Payload)}
+		out[i] = Frame{Op: f.Op, Payload: bytes.Clone(f.Payload)}
 	}
 	return out
 }
@@ -523,19 +759,20 @@ func (c *Client) Queued() int {
 	return len(c.queue)
 }
 
+// State returns what the client is doing now.
+func (c *Client) State() ClientState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
 // ID returns the client's id, as used in its events.
 func (c *Client) ID() string { return c.id }
 
 // Conn returns the current connection, or nil while the client reconnects
 // or after it ended. Writing to it directly bypasses the send buffer.
-func (c *Client) Conn() *core.Conn {
+func (c *Client) Conn() *Conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cur
-}
-
-// RTT returns the heartbeat's latest round-trip time on the current
-// connection, and false without a heartbeat, a connection or an answer yet.
-func (c *Client) RTT() (time.Duration, bool) {
-	return heartbeat.RTT(c.Conn())
+	return c.conn
 }

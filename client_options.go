@@ -18,57 +18,106 @@ const (
 	DefaultSendBufferBytes    = 4 << 20 // 4 MiB
 )
 
-type clientSettings struct {
+type dialSettings struct {
+	conn             connSettings
 	id               string
 	header           http.Header
 	protocols        []string
 	tls              *tls.Config
 	netDial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	handshakeTimeout time.Duration
-	policy           *retry.Policy // nil: never reconnect
+	reconnector      core.Reconnector // nil: never reconnect
+	policy           *retry.Policy    // for the default reconnector
+	retryable        func(error) bool // for the default reconnector
+	custom           bool             // WithReconnector replaced the default
 	retryFirst       bool
-	retryable        func(error) bool
 	beforeDial       func(ctx context.Context, attempt int, header http.Header) error
-	onReconnect      func(ctx context.Context, conn *core.Conn) error
+	onReconnect      func(ctx context.Context, conn *Conn) error
 	maxQueue         int
 	maxQueueBytes    int
 }
 
-func defaultClientSettings() clientSettings {
-	return clientSettings{
+func newDialSettings(opts []DialOption) (*dialSettings, core.Config, error) {
+	s := &dialSettings{
 		policy:           retry.Default(),
-		handshakeTimeout: core.DefaultHandshakeTimeout,
 		retryable:        Retryable,
+		handshakeTimeout: core.DefaultHandshakeTimeout,
 		maxQueue:         DefaultSendBufferMessages,
 		maxQueueBytes:    DefaultSendBufferBytes,
 	}
+	for _, o := range opts {
+		if o == nil {
+			s.conn.fail("nil DialOption")
+			continue
+		}
+		o.applyDial(s)
+	}
+	cfg, err := s.conn.build()
+	if err != nil {
+		return nil, cfg, err
+	}
+	if !s.custom && s.policy != nil {
+		s.reconnector = &retry.Reconnect{Policy: s.policy, Retryable: s.retryable}
+	}
+	return s, cfg, nil
 }
 
-// WithRetry sets the reconnect policy of a Client (see package retry).
-// Default: retry.Default(), the recipe's 1, 2, 4, 8, 16 s and give up. nil
-// turns reconnecting off: the client ends with its first connection.
-// Server-side functions ignore it.
-func WithRetry(p *retry.Policy) Option {
-	return func(s *settings) { s.client.policy = p }
+type dialOption func(*dialSettings)
+
+func (o dialOption) applyDial(s *dialSettings) { o(s) }
+
+// WithRetry sets the policy of the reconnect plugin (retry.Reconnect):
+// the delays and when to give up. Default: retry.Default(), the recipe's
+// 1, 2, 4, 8, 16 s and give up. p must not be nil: WithoutRetry turns
+// reconnecting off.
+func WithRetry(p *retry.Policy) DialOption {
+	return dialOption(func(s *dialSettings) {
+		if p == nil {
+			s.conn.fail("WithRetry(nil): use WithoutRetry to turn reconnecting off")
+			return
+		}
+		s.policy, s.custom, s.reconnector = p, false, nil
+	})
+}
+
+// WithoutRetry turns reconnecting off: the client ends with its first
+// connection, with that connection's cause.
+func WithoutRetry() DialOption {
+	return dialOption(func(s *dialSettings) { s.policy, s.custom, s.reconnector = nil, false, nil })
+}
+
+// WithReconnector replaces the reconnect plugin with another strategy,
+// which decides after every loss whether and when the client dials again
+// (see core.Reconnector); WithRetry and WithRetryClassifier then no longer
+// apply. r must not be nil.
+func WithReconnector(r core.Reconnector) DialOption {
+	return dialOption(func(s *dialSettings) {
+		if r == nil {
+			s.conn.fail("WithReconnector(nil)")
+			return
+		}
+		s.reconnector, s.custom = r, true
+	})
 }
 
 // WithRetryFirstDial makes Dial retry the very first connection on the
 // reconnect schedule (bounded by Dial's ctx) instead of failing at once.
 // Off by default, so that a wrong URL fails fast.
-func WithRetryFirstDial() Option {
-	return func(s *settings) { s.client.retryFirst = true }
+func WithRetryFirstDial() DialOption {
+	return dialOption(func(s *dialSettings) { s.retryFirst = true })
 }
 
-// WithRetryClassifier replaces Retryable, which decides whether the error
-// that ended a connection or an attempt is worth another attempt.
-func WithRetryClassifier(fn func(err error) bool) Option {
-	return func(s *settings) {
+// WithRetryClassifier replaces Retryable, which decides for the reconnect
+// plugin whether the error that ended a connection or an attempt is worth
+// another attempt.
+func WithRetryClassifier(fn func(err error) bool) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if fn == nil {
-			s.fail("WithRetryClassifier(nil)")
+			s.conn.fail("WithRetryClassifier(nil)")
 			return
 		}
-		s.client.retryable = fn
-	}
+		s.retryable = fn
+	})
 }
 
 // WithBeforeDial sets a hook called before every dial, the first included
@@ -76,14 +125,14 @@ func WithRetryClassifier(fn func(err error) bool) Option {
 // copy of the handshake headers: the hook may refresh a token in it. An
 // error fails the attempt with that error (the classifier decides whether
 // to try again).
-func WithBeforeDial(fn func(ctx context.Context, attempt int, header http.Header) error) Option {
-	return func(s *settings) {
+func WithBeforeDial(fn func(ctx context.Context, attempt int, header http.Header) error) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if fn == nil {
-			s.fail("WithBeforeDial(nil)")
+			s.conn.fail("WithBeforeDial(nil)")
 			return
 		}
-		s.client.beforeDial = fn
-	}
+		s.beforeDial = fn
+	})
 }
 
 // WithOnReconnect sets a hook run on every new connection after a
@@ -92,82 +141,82 @@ func WithBeforeDial(fn func(ctx context.Context, attempt int, header http.Header
 // meanwhile are queued behind the buffer. ctx ends when the connection or
 // the client closes; the hook must return then. An error closes the new
 // connection and counts as a failed attempt.
-func WithOnReconnect(fn func(ctx context.Context, conn *core.Conn) error) Option {
-	return func(s *settings) {
+func WithOnReconnect(fn func(ctx context.Context, conn *Conn) error) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if fn == nil {
-			s.fail("WithOnReconnect(nil)")
+			s.conn.fail("WithOnReconnect(nil)")
 			return
 		}
-		s.client.onReconnect = fn
-	}
+		s.onReconnect = fn
+	})
 }
 
 // WithSendBuffer bounds the messages a Client holds while it reconnects:
 // at most messages messages and bytes bytes of payload. A Send that would
 // exceed either returns an error matching ErrBufferFull. Defaults:
 // DefaultSendBufferMessages, DefaultSendBufferBytes. Both must be positive.
-func WithSendBuffer(messages, bytes int) Option {
-	return func(s *settings) {
+func WithSendBuffer(messages, bytes int) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if messages <= 0 || bytes <= 0 {
-			s.fail("WithSendBuffer(%d, %d): both must be positive", messages, bytes)
+			s.conn.fail("WithSendBuffer(%d, %d): both must be positive", messages, bytes)
 			return
 		}
-		s.client.maxQueue, s.client.maxQueueBytes = messages, bytes
-	}
+		s.maxQueue, s.maxQueueBytes = messages, bytes
+	})
 }
 
 // WithHeader sets headers sent with every opening handshake of a Client
 // (Authorization, Cookie, ...). The header is copied.
-func WithHeader(h http.Header) Option {
-	return func(s *settings) { s.client.header = h.Clone() }
+func WithHeader(h http.Header) DialOption {
+	return dialOption(func(s *dialSettings) { s.header = h.Clone() })
 }
 
 // WithSubprotocols sets the subprotocols a Client offers, in order of
 // preference.
-func WithSubprotocols(protocols ...string) Option {
-	return func(s *settings) { s.client.protocols = append([]string(nil), protocols...) }
+func WithSubprotocols(protocols ...string) DialOption {
+	return dialOption(func(s *dialSettings) { s.protocols = append([]string(nil), protocols...) })
 }
 
 // WithTLSConfig sets the TLS configuration for wss:// URLs. Default: the
 // system roots, certificates verified.
-func WithTLSConfig(c *tls.Config) Option {
-	return func(s *settings) { s.client.tls = c }
+func WithTLSConfig(c *tls.Config) DialOption {
+	return dialOption(func(s *dialSettings) { s.tls = c })
 }
 
 // WithNetDial sets how a Client opens its transport (default: TCP). Tests
 // use it to dial in-memory transports.
-func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
-	return func(s *settings) {
+func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, error)) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if fn == nil {
-			s.fail("WithNetDial(nil)")
+			s.conn.fail("WithNetDial(nil)")
 			return
 		}
-		s.client.netDial = fn
-	}
+		s.netDial = fn
+	})
 }
 
 // WithHandshakeTimeout bounds each dial and opening handshake of a Client,
 // on the clock. Default: core.DefaultHandshakeTimeout (10 s), so that a
 // reconnect into a network that swallows the handshake fails and the
 // retry policy moves on instead of waiting forever. d must be positive.
-func WithHandshakeTimeout(d time.Duration) Option {
-	return func(s *settings) {
+func WithHandshakeTimeout(d time.Duration) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if d <= 0 {
-			s.fail("WithHandshakeTimeout(%v): must be positive", d)
+			s.conn.fail("WithHandshakeTimeout(%v): must be positive", d)
 			return
 		}
-		s.client.handshakeTimeout = d
-	}
+		s.handshakeTimeout = d
+	})
 }
 
 // WithClientID names a Client in events and its connections' ids
 // (id.1, id.2, ... one per dial). Default: a generated id.
-func WithClientID(id string) Option {
-	return func(s *settings) {
+func WithClientID(id string) DialOption {
+	return dialOption(func(s *dialSettings) {
 		if id == "" {
-			s.fail("WithClientID(\"\")")
+			s.conn.fail("WithClientID(\"\")")
 			return
 		}
-		s.client.id = id
-	}
+		s.id = id
+	})
 }

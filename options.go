@@ -13,170 +13,187 @@ import (
 	"github.com/tetherws/tether/heartbeat"
 )
 
-// Option configures tether. Options are applied in order; a later option
-// overrides an earlier one, except the middleware and plugin options, which
-// append.
-type Option func(*settings)
-
-type settings struct {
-	cfg         core.Config
-	errs        []error
-	client      clientSettings                 // used by Dial only
-	checkOrigin func(origin, host string) bool // used by servers only
+// Options come in three kinds, so that an option meant for one side does
+// not compile on the other:
+//
+//   - Option configures the connections of either side: WithClock,
+//     WithBus, WithHandler, WithMiddleware, WithHeartbeat, ... Dial and
+//     NewServer both take it.
+//   - DialOption configures a Client: WithRetry, WithSendBuffer,
+//     WithHeader, ... Only Dial takes it.
+//   - ServerOption configures a Server: WithCheckOrigin, ... Only
+//     NewServer takes it.
+//
+// Options are applied in order; a later option overrides an earlier one,
+// except WithMiddleware, WithOutboundMiddleware and WithPlugin, which
+// append. An invalid option makes Dial or NewServer return an error
+// matching core.ErrInvalidConfig (ErrInvalidConfig here).
+type Option interface {
+	DialOption
+	ServerOption
 }
 
-func (s *settings) fail(format string, args ...any) {
+// DialOption configures a Client; see Option.
+type DialOption interface {
+	applyDial(*dialSettings)
+}
+
+// ServerOption configures a Server; see Option.
+type ServerOption interface {
+	applyServer(*serverSettings)
+}
+
+// connSettings is what both sides share: one core.Config (one clock, one
+// bus) and the heartbeat.
+type connSettings struct {
+	cfg       core.Config
+	heartbeat *heartbeat.Heartbeat // nil: the default
+	noBeat    bool                 // WithoutHeartbeat
+	errs      []error
+}
+
+func (s *connSettings) fail(format string, args ...any) {
 	s.errs = append(s.errs, fmt.Errorf("%w: "+format, append([]any{core.ErrInvalidConfig}, args...)...))
 }
 
-// NewConfig applies opts to a zero core.Config and returns it: the
-// configuration that every connection, plugin and middleware built from the
-// same options shares, with one clock and one bus. An invalid option makes
-// it return an error matching core.ErrInvalidConfig.
-func NewConfig(opts ...Option) (core.Config, error) {
-	s, err := newSettings(opts)
-	if err != nil {
-		return core.Config{}, err
+// build returns the connections' Config: defaults filled in, the
+// heartbeat first among the plugins (on by default, on both sides).
+func (s *connSettings) build() (core.Config, error) {
+	if len(s.errs) > 0 {
+		return core.Config{}, errors.Join(s.errs...)
 	}
-	return s.cfg, nil
+	cfg := s.cfg
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if !s.noBeat {
+		hb := s.heartbeat
+		if hb == nil {
+			var err error
+			if hb, err = heartbeat.New(heartbeat.Config{}); err != nil {
+				return core.Config{}, err
+			}
+		}
+		cfg.Plugins = append([]core.Plugin{hb}, cfg.Plugins...)
+	}
+	return cfg, nil
 }
 
-func newSettings(opts []Option) (*settings, error) {
-	s := &settings{client: defaultClientSettings()}
-	for _, o := range opts {
-		if o == nil {
-			s.fail("nil Option")
-			continue
-		}
-		o(s)
-	}
-	if len(s.errs) > 0 {
-		return nil, errors.Join(s.errs...)
-	}
-	if s.cfg.Clock == nil {
-		s.cfg.Clock = clockwork.NewRealClock()
-	}
-	return s, nil
-}
+// connOption is an Option: it applies to both sides.
+type connOption func(*connSettings)
+
+func (o connOption) applyDial(s *dialSettings)     { o(&s.conn) }
+func (o connOption) applyServer(s *serverSettings) { o(&s.conn) }
 
 // WithClock sets the clock every timing reads: close handshakes, the
-// heartbeat, and a Client's reconnect backoff. Tests pass a clockwork.FakeClock.
-// Default: the real clock.
+// heartbeat, and a Client's reconnect backoff. Tests pass a
+// clockwork.FakeClock. Default: the real clock.
 func WithClock(c clockwork.Clock) Option {
-	return func(s *settings) {
+	return connOption(func(s *connSettings) {
 		if c == nil {
 			s.fail("WithClock(nil)")
 			return
 		}
 		s.cfg.Clock = c
-	}
+	})
 }
 
-// WithBus sets the bus connections and plugins publish their events on.
-// Default: none; nothing is published.
+// WithBus sets the bus connections, plugins and clients publish their
+// events on. Default: none; nothing is published.
 func WithBus(b *events.Bus) Option {
-	return func(s *settings) {
+	return connOption(func(s *connSettings) {
 		if b == nil {
 			s.fail("WithBus(nil)")
 			return
 		}
 		s.cfg.Bus = b
-	}
+	})
 }
 
-// WithHandler sets the handler that receives every inbound message.
-func WithHandler(h core.Handler) Option {
-	return func(s *settings) {
+// WithHandler sets the handler that receives every inbound message. The
+// frame's payload is valid until the handler returns. A handler replies
+// with FromContext(ctx).Write(ctx, ...), and ends its connection by
+// returning an error (see core.Handler for the close code it gets).
+func WithHandler(h Handler) Option {
+	return connOption(func(s *connSettings) {
 		if h == nil {
 			s.fail("WithHandler(nil)")
 			return
 		}
 		s.cfg.Handler = h
-	}
-}
-
-// WithCheckOrigin decides, on a server (Handler, NewServer, Upgrade),
-// whether a browser's cross-origin request may connect; see
-// core.Upgrader.CheckOrigin. Default: same-origin only. Pass
-// core.AllowAnyOrigin only for servers no browser holding credentials will
-// reach. Dial ignores it.
-func WithCheckOrigin(fn func(origin, host string) bool) Option {
-	return func(s *settings) {
-		if fn == nil {
-			s.fail("WithCheckOrigin(nil)")
-			return
-		}
-		s.checkOrigin = fn
-	}
+	})
 }
 
 // WithMiddleware appends middlewares to the inbound chain; the first one
 // ever added is the outermost.
-func WithMiddleware(mws ...core.Middleware) Option {
-	return func(s *settings) { s.cfg.Inbound = s.cfg.Inbound.Append(mws...) }
+func WithMiddleware(mws ...Middleware) Option {
+	return connOption(func(s *connSettings) { s.cfg.Inbound = s.cfg.Inbound.Append(mws...) })
 }
 
 // WithOutboundMiddleware appends middlewares to the outbound chain; the
 // first one ever added is the outermost.
-func WithOutboundMiddleware(mws ...core.Middleware) Option {
-	return func(s *settings) { s.cfg.Outbound = s.cfg.Outbound.Append(mws...) }
+func WithOutboundMiddleware(mws ...Middleware) Option {
+	return connOption(func(s *connSettings) { s.cfg.Outbound = s.cfg.Outbound.Append(mws...) })
 }
 
-// WithPlugin appends plugins; they run in order when a connection starts.
-func WithPlugin(ps ...core.Plugin) Option {
-	return func(s *settings) {
+// WithPlugin appends plugins; they attach to every connection, in order,
+// after the heartbeat.
+func WithPlugin(ps ...Plugin) Option {
+	return connOption(func(s *connSettings) {
 		for _, p := range ps {
 			if p == nil {
 				s.fail("WithPlugin(nil)")
 				return
 			}
 		}
-		s.cfg.Plugins = append(s.cfg.Plugins[:len(s.cfg.Plugins):len(s.cfg.Plugins)], ps...)
-	}
+		s.cfg.Plugins = append(slices.Clip(s.cfg.Plugins), ps...)
+	})
 }
 
-// WithHeartbeat adds the heartbeat plugin configured by cfg (see package
-// heartbeat; the zero Config pings every 30 s and declares the peer dead
-// after 10 s without an answer). On a client, a heartbeat timeout is a
-// reason to reconnect. A later WithHeartbeat replaces an earlier one. An
-// invalid cfg is reported by the function that takes the options.
+// WithHeartbeat configures the heartbeat, which is on by default on both
+// sides with the zero heartbeat.Config: a protocol ping every 30 s, the
+// peer declared dead after 10 s without an answer. On a Client, a
+// heartbeat timeout is a reason to reconnect. A later WithHeartbeat or
+// WithoutHeartbeat replaces an earlier one. An invalid cfg is reported by
+// Dial or NewServer.
 func WithHeartbeat(cfg heartbeat.Config) Option {
-	return func(s *settings) {
+	return connOption(func(s *connSettings) {
 		hb, err := heartbeat.New(cfg)
 		if err != nil {
 			s.errs = append(s.errs, err)
 			return
 		}
-		plugins := slices.Clone(s.cfg.Plugins)
-		if i := slices.IndexFunc(plugins, func(p core.Plugin) bool { _, ok := p.(*heartbeat.Heartbeat); return ok }); i >= 0 {
-			plugins[i] = hb // a second WithHeartbeat replaces the first: one heartbeat per connection
-		} else {
-			plugins = append(plugins, hb)
-		}
-		s.cfg.Plugins = plugins
-	}
+		s.heartbeat, s.noBeat = hb, false
+	})
 }
 
-// WithMaxMessageSize bounds inbound messages (default 16 MiB). n must be
-// positive.
+// WithoutHeartbeat turns the heartbeat off: no pings, and a silent peer is
+// never declared dead (the connection then ends only when the network says
+// so, which for a black-holed peer may be never).
+func WithoutHeartbeat() Option {
+	return connOption(func(s *connSettings) { s.heartbeat, s.noBeat = nil, true })
+}
+
+// WithMaxMessageSize bounds inbound messages (default 16 MiB); a bigger
+// one closes the connection with 1009. n must be positive.
 func WithMaxMessageSize(n int64) Option {
-	return func(s *settings) {
+	return connOption(func(s *connSettings) {
 		if n <= 0 {
 			s.fail("WithMaxMessageSize(%d): must be positive", n)
 			return
 		}
 		s.cfg.MaxMessageSize = n
-	}
+	})
 }
 
-// WithCloseTimeout bounds the close handshake (default 5 s). d must be
-// positive.
+// WithCloseTimeout bounds the close handshake (default 5 s) on the clock.
+// d must be positive.
 func WithCloseTimeout(d time.Duration) Option {
-	return func(s *settings) {
+	return connOption(func(s *connSettings) {
 		if d <= 0 {
 			s.fail("WithCloseTimeout(%v): must be positive", d)
 			return
 		}
 		s.cfg.CloseTimeout = d
-	}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/gobwas/ws"
@@ -12,36 +13,65 @@ import (
 	"github.com/tetherws/tether/core"
 )
 
-// ErrServerClosed is returned by Server.Shutdown when called twice, and
-// answered (as HTTP 503) to requests that arrive after Shutdown began.
+// ErrServerClosed is returned by a second Server.Shutdown, and answered
+// (as HTTP 503) to requests that arrive after Shutdown began.
 var ErrServerClosed = errors.New("tether: server shut down")
 
-// Upgrade answers an HTTP request with the WebSocket handshake and returns
-// the connection, configured by opts and not yet reading: call Serve. On
-// failure the HTTP error response has been written. Same-origin browser
-// requests only unless WithCheckOrigin says otherwise (see
-// core.Upgrader.CheckOrigin); use NewServer or a core.Upgrader for more
-// control.
-func Upgrade(w http.ResponseWriter, r *http.Request, opts ...Option) (*core.Conn, error) {
-	s, err := newSettings(opts)
-	if err != nil {
-		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
-		return nil, err
-	}
-	up := core.Upgrader{Config: s.cfg, CheckOrigin: s.checkOrigin}
-	return up.Upgrade(w, r)
+type serverSettings struct {
+	conn        connSettings
+	checkOrigin func(origin, host string) bool
+	protocols   []string
 }
 
-// Handler returns NewServer(opts...) as an http.Handler, for servers that
-// never shut down their WebSocket connections on their own. opts are
-// checked once, here; an invalid option returns an error instead of a
-// handler.
-func Handler(opts ...Option) (http.Handler, error) {
-	s, err := NewServer(opts...)
+type serverOption func(*serverSettings)
+
+func (o serverOption) applyServer(s *serverSettings) { o(s) }
+
+// WithCheckOrigin decides whether a browser's cross-origin request may
+// connect; see core.Upgrader.CheckOrigin. Default: same-origin only. Pass
+// core.AllowAnyOrigin only for servers no browser holding credentials will
+// reach.
+func WithCheckOrigin(fn func(origin, host string) bool) ServerOption {
+	return serverOption(func(s *serverSettings) {
+		if fn == nil {
+			s.conn.fail("WithCheckOrigin(nil)")
+			return
+		}
+		s.checkOrigin = fn
+	})
+}
+
+// WithAcceptSubprotocols sets the subprotocols the server speaks: the
+// first one the client offers that is in this list is selected (the
+// client's order of preference wins).
+func WithAcceptSubprotocols(protocols ...string) ServerOption {
+	return serverOption(func(s *serverSettings) { s.protocols = slices.Clone(protocols) })
+}
+
+func newServerSettings(opts []ServerOption) (*serverSettings, core.Config, error) {
+	s := &serverSettings{}
+	for _, o := range opts {
+		if o == nil {
+			s.conn.fail("nil ServerOption")
+			continue
+		}
+		o.applyServer(s)
+	}
+	cfg, err := s.conn.build()
+	return s, cfg, err
+}
+
+// ServerUpgrader returns the core.Upgrader that NewServer would use for
+// opts, for programs that build their own serving loop on core (a custom
+// listener, a raw net.Conn): the same connections, clock, bus, heartbeat
+// and origin check. An invalid option returns an error matching
+// ErrInvalidConfig.
+func ServerUpgrader(opts ...ServerOption) (*core.Upgrader, error) {
+	s, cfg, err := newServerSettings(opts)
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return &core.Upgrader{Config: cfg, CheckOrigin: s.checkOrigin, Protocols: s.protocols}, nil
 }
 
 // Server is an http.Handler that upgrades every request to a WebSocket
@@ -63,19 +93,21 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[*core.Conn]struct{}
 	closed bool
+	ended  chan struct{}  // closed once every connection ended after Shutdown
 	wg     sync.WaitGroup // one per connection served
 }
 
 // NewServer returns a Server whose connections are configured by opts
 // (WithHandler, WithMiddleware, WithHeartbeat, WithClock, WithBus,
-// WithCheckOrigin, ...). An invalid option returns an error matching
-// core.ErrInvalidConfig.
-func NewServer(opts ...Option) (*Server, error) {
-	st, err := newSettings(opts)
+// WithCheckOrigin, ...). The heartbeat is on unless WithoutHeartbeat: a
+// client that stops answering pings is dropped after 40 s at most. An
+// invalid option returns an error matching ErrInvalidConfig.
+func NewServer(opts ...ServerOption) (*Server, error) {
+	up, err := ServerUpgrader(opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{up: core.Upgrader{Config: st.cfg, CheckOrigin: st.checkOrigin}, conns: map[*core.Conn]struct{}{}}, nil
+	return &Server{up: *up, conns: map[*core.Conn]struct{}{}}, nil
 }
 
 // ServeHTTP upgrades the request and serves the connection on a goroutine
@@ -127,34 +159,43 @@ func (s *Server) Conns() []*core.Conn {
 	return out
 }
 
-// Shutdown stops accepting connections (later requests get 503), closes
-// every connection with code and reason (1001 "going away" is the usual
-// code for a restart: a tether Client reconnects), and waits until each
-// has ended, or until ctx is done, whichever comes first. Each close is
-// bounded by the close timeout on the server's clock. It returns ctx's
-// error if ctx ended first, ErrServerClosed if Shutdown was called before.
+// Shutdown stops accepting connections (later requests get 503), starts
+// closing every connection with code and reason (1001 "going away" is the
+// usual code for a restart: a tether Client reconnects), and waits until
+// each has ended, or until ctx is done, whichever comes first. Each close
+// is bounded by the close timeout on the server's clock. It returns ctx's
+// error if ctx ended first (the closes go on). A later Shutdown closes
+// nothing more: it waits the same way and returns ErrServerClosed once the
+// connections have ended.
 func (s *Server) Shutdown(ctx context.Context, code ws.StatusCode, reason string) error {
 	if err := core.CheckClose(code, reason); err != nil {
 		return err
 	}
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", core.ErrInvalidConfig)
+	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
+	again := s.closed
+	var conns []*core.Conn
+	if !again {
+		s.closed = true
+		s.ended = make(chan struct{})
+		conns = make([]*core.Conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		go func(ended chan struct{}) { s.wg.Wait(); close(ended) }(s.ended)
 	}
-	s.closed = true
-	conns := make([]*core.Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	ended := s.ended
 	s.mu.Unlock()
 	for _, c := range conns {
-		go func() { _ = c.Close(code, reason) }()
+		_ = c.Close(code, reason) // starts the close handshake; does not wait
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-ended:
+		if again {
+			return ErrServerClosed
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("tether: shutdown with %d connections still closing: %w", len(s.Conns()), ctx.Err())

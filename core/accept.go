@@ -112,7 +112,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 	if bw.Size() != cfg.WriteBufferSize {
 		bw = nil
 	}
-	return adopt(nc, br, bw, false, hs.Protocol, cfg)
+	return newConn(nc, br, bw, false, hs.Protocol, cfg)
 }
 
 // selectProtocol is asked by gobwas about each offered subprotocol in the
@@ -209,7 +209,7 @@ func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("tether: accept: %w", err)
 	}
-	return adopt(nc, nil, nil, false, hs.Protocol, cfg)
+	return newConn(nc, nil, nil, false, hs.Protocol, cfg)
 }
 
 var aLongTimeAgo = time.Unix(1, 0)

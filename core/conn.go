@@ -15,7 +15,6 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether/events"
-	"github.com/tetherws/tether/internal/goid"
 )
 
 // Conn is one WebSocket connection, client or server side: a single reader
@@ -24,12 +23,17 @@ import (
 //
 // # Concurrency
 //
-// Write, Ping, Close, Done, Err and the accessors may be called from any
-// goroutine, concurrently. Frames from concurrent writers never interleave:
-// data, ping, pong and close frames all go through one locked writer. Serve
-// must be called exactly once; it runs the read loop on the calling
-// goroutine. Handlers, middlewares and control handlers run on that
-// goroutine, one frame at a time.
+// Write, WriteText, Close, Done, Err, Value and the accessors may be called
+// from any goroutine, concurrently. Frames from concurrent writers never
+// interleave: data, ping, pong and close frames all go through one
+// serialized writer. Serve must be called exactly once; it runs the read
+// loop on the calling goroutine. Handlers, middlewares and control hooks
+// run on that goroutine, one frame at a time.
+//
+// No method waits for the connection's end: Close starts the close
+// handshake and returns; Done tells when the connection has ended and Err
+// why. A handler ends its connection by returning an error (or by calling
+// Close and returning).
 //
 // # Errors
 //
@@ -41,6 +45,10 @@ import (
 // the Disconnected event. An error returned by an outbound middleware is
 // returned to the writer and leaves the connection open, unless it is a
 // *CloseError.
+//
+// What only a plugin may do (observe control frames, add middlewares to
+// one connection, write past the outbound chain, abort, publish its
+// events) is on the Handle a Plugin receives when it attaches.
 type Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
@@ -53,29 +61,26 @@ type Conn struct {
 	bus          *events.Bus
 	maxMsg       int64
 	closeTimeout time.Duration
-	plugins      []Plugin
 	in, out      Handler
+	handle       Handle
 
 	// Writer state, guarded by wmu.
-	wmu           sync.Mutex
-	writers       atomic.Int32 // writers waiting for or holding wmu (not the read loop)
-	readMore      bool         // the read loop has more buffered input: defer its replies' flush
-	dirty         bool         // bytes in bw not yet flushed
-	closeSent     bool         // a close frame went out: no more frames may follow
-	werr          error        // sticky write error
-	outEvents     int          // MessageOut events counted but not yet published
-	outEventsDone sync.Cond    // signalled when outEvents drops to 0; L is &wmu
+	wmu          sync.Mutex
+	writers      atomic.Int32 // writers waiting for or holding wmu (not the read loop)
+	readMore     bool         // the read loop has more buffered input: defer its replies' flush
+	dirty        bool         // bytes in bw not yet flushed
+	closeSent    bool         // a close frame went out: no more frames may follow
+	werr         error        // sticky write error
+	closePending atomic.Bool  // a close frame waits for the writer (closeCode, closeReason; under mu)
 
 	// Read state, owned by the read loop.
 	msg             []byte      // reassembly buffer for fragmented or large messages
 	lctx            *serveCtx   // the handlers' ctx; its identity marks the read loop's writes
 	stopping        atomic.Bool // mirrors closing, for the read loop's per-frame check
 	controlHandlers []ControlHandler
-	reading         atomic.Bool
-	readerID        atomic.Uint64 // goroutine id of the read loop, while it runs
-	activity        atomic.Uint64 // inbound frames so far, if countFrames; see Activity
-	countFrames     bool          // TrackActivity was called; set before the read loop starts
-	hooksGID        atomic.Uint64 // goroutine id running the OnClose hooks in beginClose, while it does
+	activity        atomic.Uint64 // inbound frames so far, if countFrames; see Handle.Activity
+	countFrames     bool          // Handle.CountFrames was called while attaching
+	attached        atomic.Bool   // the plugins have attached: registrations are over
 
 	// Lifecycle, guarded by mu.
 	mu          sync.Mutex
@@ -85,20 +90,22 @@ type Conn struct {
 	handshake   bool  // we sent a close frame and the peer answered it
 	timedOut    bool
 	closeTimer  clockwork.Timer
-	finishOnce  sync.Once
-	finished    bool
+	closeCode   ws.StatusCode // the close frame to send, once closePending
+	closeReason string
+	finished    bool // the socket is released; Disconnected comes when refs drop to 0
+	refs        int  // events in flight that must precede Disconnected (Emit, hooks, MessageOut)
 	done        chan struct{}
-	cancelServe context.CancelFunc // ends the handlers' and plugins' ctx; called once a close starts
-	emitting    int                // plugin events being published (Emit); Disconnected waits for them
-	emitDone    sync.Cond          // signalled when emitting drops to 0; L is &mu
-	values      []keyValue         // plugin state (SetValue)
-	closeHooks  []func()           // OnClose; run once when the close starts
+	cancelServe context.CancelFunc // ends the handlers' ctx; called once a close starts
+	values      []keyValue         // plugin state (Handle.SetValue)
+	closeHooks  []func()           // Handle.OnClose; run once when the close starts
 }
 
 var connSeq atomic.Uint64
 
-// newConn wraps an upgraded socket. It publishes Connected: the handshake
-// is done. It fails only when a middleware returns a nil Handler.
+// newConn wraps an upgraded socket, publishes Connected (the handshake is
+// done) and attaches the plugins. It fails when a middleware returns a nil
+// Handler or a plugin fails to attach; the connection is then closed (the
+// peer is told why with a close frame) and the socket released.
 func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto string, cfg Config) (*Conn, error) {
 	if br == nil {
 		br = bufio.NewReaderSize(nc, cfg.ReadBufferSize)
@@ -121,19 +128,11 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 		bus:          cfg.Bus,
 		maxMsg:       cfg.MaxMessageSize,
 		closeTimeout: cfg.CloseTimeout,
-		plugins:      cfg.Plugins,
 		done:         make(chan struct{}),
+		refs:         1, // the connection's own, dropped by finish
 	}
-	c.outEventsDone.L = &c.wmu
-	c.emitDone.L = &c.mu
-	c.lctx = &serveCtx{conn: c}
-	var err error
-	if c.in, err = cfg.Inbound.compose(c.publishIn(cfg.Handler)); err != nil {
-		return nil, err
-	}
-	if c.out, err = cfg.Outbound.compose(c.writeData); err != nil {
-		return nil, err
-	}
+	c.handle.c = c
+	c.lctx = &serveCtx{conn: c, Context: context.Background()}
 	if events.Enabled[events.Connected](c.bus) {
 		events.Publish(c.bus, events.Connected{
 			ConnID: c.id, Client: c.client, Subprotocol: c.proto,
@@ -141,16 +140,43 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 			At: c.clock.Now(),
 		})
 	}
+	if err := c.attach(cfg); err != nil {
+		c.failHard(err, true)
+		return nil, err
+	}
 	return c, nil
 }
 
-// adopt is newConn for a socket that must be closed if it fails.
-func adopt(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto string, cfg Config) (*Conn, error) {
-	c, err := newConn(nc, br, bw, client, proto, cfg)
-	if err != nil {
-		_ = nc.Close()
+// attach runs every plugin's Attach, in order, then composes the chains:
+// on both paths the plugins' middlewares sit between the wire and the
+// application's, the first plugin nearest the wire (outermost inbound,
+// innermost outbound).
+func (c *Conn) attach(cfg Config) error {
+	defer c.attached.Store(true)
+	h := &c.handle
+	wd := Handler(c.writeData)
+	c.out = wd // a plugin that writes while it attaches goes straight to the wire
+	for i, p := range cfg.Plugins {
+		if err := p.Attach(h); err != nil {
+			return fmt.Errorf("tether: plugin %d (%T): %w", i, p, err)
+		}
 	}
-	return c, err
+	in, err := NewChain(h.inbound...).Append(cfg.Inbound.mws...).compose(c.publishIn(cfg.Handler))
+	if err != nil {
+		return err
+	}
+	rev := make([]Middleware, 0, len(cfg.Outbound.mws)+len(h.outbound))
+	rev = append(rev, cfg.Outbound.mws...)
+	for i := len(h.outbound) - 1; i >= 0; i-- {
+		rev = append(rev, h.outbound[i])
+	}
+	out, err := Chain{mws: rev}.compose(wd)
+	if err != nil {
+		return err
+	}
+	c.in, c.out = in, out
+	h.inbound, h.outbound = nil, nil
+	return nil
 }
 
 // ID returns the connection's id, as used in events.
@@ -168,19 +194,12 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // RemoteAddr returns the remote network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// Clock returns the clock that drives the connection's timings; plugins arm
-// their timers on it.
-func (c *Conn) Clock() clockwork.Clock { return c.clock }
-
-// Bus returns the bus the connection publishes on, or nil.
-func (c *Conn) Bus() *events.Bus { return c.bus }
-
-// Done returns a channel that is closed once the connection is fully
-// closed: socket released, read loop ended, plugins stopped.
+// Done returns a channel that is closed once the connection has ended:
+// socket released, plugins stopped, Disconnected published.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err returns the cause of the connection's end, a *CloseError, or nil
-// while it is open.
+// while it has not ended (Done is open).
 func (c *Conn) Err() error {
 	select {
 	case <-c.done:
@@ -192,12 +211,11 @@ func (c *Conn) Err() error {
 	return c.cause
 }
 
-// Serve runs the connection: it runs the plugins, then reads frames until
-// the connection closes, and returns the cause, a
-// *CloseError (errors.As). When ctx is done the connection is closed with
-// 1001 (going away). Serve must be called once; a second call returns
-// ErrAlreadyServing. Called after the connection was closed, it returns the
-// cause at once.
+// Serve runs the read loop on the calling goroutine until the connection
+// has ended, and returns the cause, a *CloseError (errors.As). When ctx is
+// done the connection is closed with 1001 (going away). Serve must be
+// called once; a second call returns ErrAlreadyServing. Called after the
+// connection was closed, it returns the cause at once.
 func (c *Conn) Serve(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
@@ -209,6 +227,8 @@ func (c *Conn) Serve(ctx context.Context) error {
 	}
 	c.serving = true
 	if c.closing {
+		// Closed before anyone read: the close released the socket. Its
+		// end waits only for events already in flight.
 		c.mu.Unlock()
 		<-c.done
 		return c.Err()
@@ -217,33 +237,23 @@ func (c *Conn) Serve(ctx context.Context) error {
 	c.lctx.Context = loopCtx
 	c.cancelServe = cancel
 	c.mu.Unlock()
-	c.readerID.Store(goid.Get())
 
 	// Close with 1001 when the caller's ctx ends. The goroutine runs only
-	// then; Serve waits for it before returning.
+	// then; Serve waits for it before returning (it does not block: Close
+	// returns once the close frame is written or handed to the writer).
 	closerDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(closerDone)
-		_ = c.closeWith(ws.StatusGoingAway, "going away", nil, false)
+		_ = c.closeWith(ws.StatusGoingAway, "going away", nil)
 	})
 
-	for _, p := range c.plugins {
-		if loopCtx.Err() != nil { // a close already started
-			break
-		}
-		if err := p.Run(loopCtx, c); err != nil {
-			c.fail(fmt.Errorf("tether: plugin: %w", err))
-			break
-		}
-	}
-
-	c.reading.Store(true)
 	err := c.readLoop()
 	c.finish(err)
 
 	if !stop() {
 		<-closerDone
 	}
+	<-c.done // events in flight (a plugin's Emit on another goroutine) precede it
 	return c.Err()
 }
 
@@ -285,18 +295,18 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// Close starts the close handshake with code and reason, waits until the
-// peer answers it or Config.CloseTimeout passes on the connection's clock,
-// then releases the socket, stops the plugins and unblocks every goroutine
-// using the connection. It returns nil when the peer answered in time,
-// ErrCloseTimeout when it did not, and an error matching ErrClosed when the
-// connection was already closing; Close is idempotent.
+// Close starts the close handshake with code and reason and returns: it
+// sends the close frame (or hands it to the writer, if another write is
+// under way, which sends it next) and does not wait for the peer's answer.
+// The read loop ends the connection when the answer comes; if none comes
+// within Config.CloseTimeout on the connection's clock, the socket is
+// closed anyway and the cause's Err is ErrCloseTimeout. Wait for the end
+// with Done; Err then says how it ended.
 //
-// Called from a handler, a middleware or a control handler (the read loop),
-// Close sends the close frame and returns at once; the read loop completes
-// the handshake when the handler returns. Called before Serve, Close sends
-// the close frame and releases the socket without waiting for an answer,
-// since nothing reads it.
+// Close returns nil when it started the close, and an error matching
+// ErrClosed when a close had already started (Close is idempotent). Called
+// before Serve, Close also releases the socket, since nothing would read
+// the answer.
 //
 // code must be one that may be sent (1000-1003, 1007-1014, 3000-4999) and
 // reason at most 123 bytes of valid UTF-8; otherwise Close returns an error
@@ -305,17 +315,17 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 	if err := CheckClose(code, reason); err != nil {
 		return err
 	}
-	return c.closeWith(code, reason, nil, true)
+	return c.closeWith(code, reason, nil)
 }
 
 // beginClose records cause as the reason the connection ends, if no close
-// has started yet, and then arms the close timer, stops the plugins and runs
-// the OnClose hooks. The timer is armed before any close frame is written,
-// so that a writer stuck on a peer that stopped reading cannot hold a close
-// forever: when the timer fires the socket is closed and the stuck write
-// fails. report, if set, is published as a fatal Error event once the hooks
-// ran. Until then finish waits (the emitting count): the hooks' effects and
-// the Error come before Disconnected and before Done.
+// has started yet, and then arms the close timer, ends the handlers' ctx
+// and runs the OnClose hooks. The timer is armed before any close frame is
+// written, so that a writer stuck on a peer that stopped reading cannot
+// hold a close forever: when the timer fires the socket is closed and the
+// stuck write fails. report, if set, is published as a fatal Error event
+// once the hooks ran. Both come before Disconnected: beginClose holds a
+// reference meanwhile.
 func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool) {
 	c.mu.Lock()
 	serving = c.serving
@@ -332,84 +342,56 @@ func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool)
 	}
 	hooks := c.closeHooks
 	c.closeHooks = nil
-	held := !c.finished
-	if held {
-		c.emitting++
-	}
+	c.refs++ // closing is set before finished, so this is never after the end
 	c.mu.Unlock()
-	if len(hooks) > 0 {
-		c.hooksGID.Store(goid.Get())
-		for _, fn := range hooks {
-			fn()
-		}
-		c.hooksGID.Store(0)
+	for _, fn := range hooks {
+		fn()
 	}
 	if report != nil {
 		c.publishError(report, true)
 	}
-	if held {
-		c.releaseEmit()
-	}
+	c.release()
 	return true, serving
 }
 
-// inCloseHooks reports whether the caller is an OnClose hook of this
-// connection, run by beginClose: it must not wait for the connection's end,
-// which waits for the hooks.
-func (c *Conn) inCloseHooks() bool {
-	id := c.hooksGID.Load()
-	return id != 0 && id == goid.Get()
-}
-
-// releaseEmit ends what Emit or beginClose counted in emitting.
-func (c *Conn) releaseEmit() {
+// release drops a reference; the last one out ends the connection.
+func (c *Conn) release() {
 	c.mu.Lock()
-	c.emitting--
-	if c.emitting == 0 {
-		c.emitDone.Broadcast()
+	c.refs--
+	last := c.refs == 0
+	var cause *CloseError
+	if last {
+		cause = c.cause.(*CloseError)
 	}
 	c.mu.Unlock()
+	if !last {
+		return
+	}
+	if events.Enabled[events.Disconnected](c.bus) {
+		events.Publish(c.bus, events.Disconnected{
+			ConnID: c.id, Code: cause.Code, Reason: cause.Reason, Remote: cause.Remote,
+			Err: cause, At: c.clock.Now(),
+		})
+	}
+	close(c.done)
 }
 
 // closeWith starts a close handshake initiated by this side. cause, if set,
-// is the error behind it. With wait, it waits until the connection is done
-// (unless called on the read loop).
-func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error, wait bool) error {
+// is the error behind it. It never waits for the connection's end.
+func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error) error {
 	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause}, nil)
 	if !first {
-		if wait && !c.onReadLoop() && !c.inCloseHooks() {
-			<-c.done
-		}
 		return fmt.Errorf("%w: close already started", ErrClosed)
 	}
-	werr := c.writeClose(code, reason)
 	if !serving {
-		// Nobody reads the peer's answer: release the socket now.
-		c.finish(werr)
-		return werr
-	}
-	if werr != nil {
-		c.closeSocket()
-	}
-	if !wait || c.onReadLoop() {
+		// Nobody reads the peer's answer: send the close frame and
+		// release the socket now.
+		c.writeClose(code, reason)
+		c.finish(nil)
 		return nil
 	}
-	<-c.done
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.handshake:
-		return nil
-	case c.timedOut:
-		return ErrCloseTimeout
-	default:
-		return werr // nil when the peer closed the socket without answering: nothing is left to do
-	}
-}
-
-func (c *Conn) onReadLoop() bool {
-	id := c.readerID.Load()
-	return id != 0 && id == goid.Get()
+	c.sendClose(code, reason)
+	return nil
 }
 
 func (c *Conn) closeTimedOut() {
@@ -433,10 +415,10 @@ func (c *Conn) closeTimedOut() {
 // application (middlewares, handlers, plugins): the peer did nothing wrong
 // and may answer.
 func (c *Conn) fail(err error) {
-	code := CloseCodeOf(err)
+	code := closeCodeOf(err)
 	code, reason := wireClose(code, closeReasonOf(err, code))
 	c.publishError(err, true)
-	_ = c.closeWith(code, reason, err, false)
+	_ = c.closeWith(code, reason, err)
 }
 
 // wireClose makes a close code and reason that came from an error fit for
@@ -459,10 +441,11 @@ func wireClose(code ws.StatusCode, reason string) (ws.StatusCode, string) {
 // failHard ends the connection because of err and closes the socket at
 // once, without waiting for an answer: for protocol violations, where the
 // peer is not to be trusted to answer (sendCode: the close frame that err
-// calls for is sent first), and for a broken socket (no close frame).
+// calls for is sent first, if the writer is free), and for a broken socket
+// (no close frame).
 func (c *Conn) failHard(err error, sendCode bool) {
 	cause := &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
-	code := CloseCodeOf(err)
+	code := closeCodeOf(err)
 	if sendCode {
 		code, reason := wireClose(code, closeReasonOf(err, code))
 		cause = &CloseError{Code: code, Reason: reason, Err: err}
@@ -473,64 +456,105 @@ func (c *Conn) failHard(err error, sendCode bool) {
 	}
 	first, serving := c.beginClose(cause, report)
 	if first && sendCode {
-		_ = c.writeClose(code, cause.Reason)
+		c.writeClose(code, cause.Reason) // the socket is closed next: the frame goes out first
 	}
 	c.closeSocket()
-	if !serving && !c.inCloseHooks() { // from a hook, the close that runs it finishes
+	if !serving {
 		c.finish(nil)
 	}
 }
 
+// abort ends the connection at once because of cause, without a close
+// handshake (Handle.Abort, a write whose ctx ended).
+func (c *Conn) abort(cause error, report bool) error {
+	var rep error
+	if report {
+		rep = cause
+	}
+	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause}, rep)
+	c.closeSocket()
+	if !serving {
+		c.finish(nil)
+	}
+	if !first {
+		return fmt.Errorf("%w: close already started", ErrClosed)
+	}
+	return nil
+}
+
 func (c *Conn) closeSocket() { _ = c.nc.Close() }
 
-// finish releases everything once: socket, timer, plugins; publishes
-// Disconnected; closes done.
+// finish releases everything once: socket, timer, the handlers' ctx; runs
+// the OnClose hooks if no close ran them; then drops the connection's own
+// reference, so that Disconnected and Done follow as soon as the events
+// in flight are published. It never waits for another goroutine, except
+// for a writer to leave the writer, which the closed socket makes prompt.
 func (c *Conn) finish(readErr error) {
-	c.finishOnce.Do(func() {
-		c.closeSocket()
-		c.mu.Lock()
-		c.finished = true
-		if c.cause == nil { // lost without a close: no beginClose ran, and none can now
-			c.closing = true
-			c.stopping.Store(true)
-			c.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: readErr}
-		}
-		hooks := c.closeHooks
-		c.closeHooks = nil
-		for c.emitting > 0 { // plugin events and a beginClose's hooks in flight
-			c.emitDone.Wait()
-		}
-		if c.closeTimer != nil {
-			c.closeTimer.Stop()
-		}
-		if c.cancelServe != nil {
-			c.cancelServe()
-		}
-		cause := c.cause.(*CloseError)
+	c.mu.Lock()
+	if c.finished {
 		c.mu.Unlock()
-		for _, fn := range hooks {
-			fn()
-		}
-		c.wmu.Lock() // the socket is closed: no writer holds this for long
-		if c.werr == nil {
-			c.werr = ErrClosed // later writes fail quietly: no event after Disconnected
-		}
-		for c.outEvents > 0 {
-			c.outEventsDone.Wait()
-		}
-		c.wmu.Unlock()
-		if events.Enabled[events.Disconnected](c.bus) {
-			events.Publish(c.bus, events.Disconnected{
-				ConnID: c.id, Code: cause.Code, Reason: cause.Reason, Remote: cause.Remote,
-				Err: cause, At: c.clock.Now(),
-			})
-		}
-		close(c.done)
-	})
+		return
+	}
+	c.finished = true
+	if c.cause == nil { // lost without a close: no beginClose ran, and none can now
+		c.closing = true
+		c.stopping.Store(true)
+		c.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: readErr}
+	}
+	hooks := c.closeHooks
+	c.closeHooks = nil
+	timer := c.closeTimer
+	cancel := c.cancelServe
+	c.mu.Unlock()
+	c.closeSocket()
+	if timer != nil {
+		timer.Stop()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	for _, fn := range hooks {
+		fn()
+	}
+	c.wmu.Lock() // the socket is closed: no writer holds this for long
+	if c.werr == nil {
+		c.werr = ErrClosed // later writes fail quietly: no event after Disconnected
+	}
+	c.closePending.Store(false)
+	c.wmu.Unlock()
+	c.release()
+}
+
+// hold takes a reference for an event that must precede Disconnected, and
+// reports false once the connection has finished.
+func (c *Conn) hold() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return false
+	}
+	c.refs++
+	return true
 }
 
 func (c *Conn) publishError(err error, fatal bool) {
 	if events.Enabled[events.Error](c.bus) {
 		events.Publish(c.bus, events.Error{ConnID: c.id, Err: err, Fatal: fatal, At: c.clock.Now()})
 	}
+}
+
+type keyValue struct{ key, value any }
+
+// Value returns the state a plugin attached to the connection under key
+// (Handle.SetValue), or nil. Plugins export accessors built on it, such as
+// heartbeat.StatsOf.
+func (c *Conn) Value(key any) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, kv := range c.values {
+		if kv.key == key {
+			return kv.value
+		}
+	}
+	return nil
 }

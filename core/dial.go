@@ -201,5 +201,5 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		limited.lift() // br, if any, reads on through it
 		nc = limited.Conn
 	}
-	return adopt(nc, br, nil, true, hs.Protocol, cfg)
+	return newConn(nc, br, nil, true, hs.Protocol, cfg)
 }

@@ -119,11 +119,11 @@ func CloseStatus(err error) ws.StatusCode {
 	return 0
 }
 
-// CloseCodeOf returns the close code a connection sends when err ends it:
+// closeCodeOf returns the close code a connection sends when err ends it:
 // the Code of a *CloseError, 1009 for ErrMessageTooBig, 1007 for
 // ErrInvalidUTF8, 1002 for ErrProtocol, 1008 for ErrPolicy, and 1011
-// (internal error) for anything else.
-func CloseCodeOf(err error) ws.StatusCode {
+// (internal error) for anything else. Handler documents the mapping.
+func closeCodeOf(err error) ws.StatusCode {
 	var ce *CloseError
 	switch {
 	case errors.As(err, &ce):

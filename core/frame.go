@@ -21,8 +21,12 @@ type Frame struct {
 }
 
 // Handler handles one frame. On the inbound path a non-nil error closes the
-// connection with a close code derived from the error (see CloseCodeOf). On
-// the outbound path the error is returned to the writer.
+// connection with a close code derived from the error: the Code of a
+// *CloseError in its chain (with its Reason), 1009 for ErrMessageTooBig,
+// 1007 for ErrInvalidUTF8, 1002 for ErrProtocol, 1008 for ErrPolicy, and
+// 1011 (internal error, reason "internal error") for anything else; the
+// error's own text never goes on the wire. On the outbound path the error
+// is returned to the writer.
 //
 // The ctx given to an inbound handler derives from the ctx given to Serve:
 // it carries its values, is done as soon as the connection starts closing,

@@ -282,7 +282,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) (stop bool) {
 		if code == ws.StatusNoStatusRcvd {
 			echo = 0 // answer an empty close with an empty close
 		}
-		_ = c.writeClose(echo, "")
+		c.writeClose(echo, "")
 	}
 	return true
 }

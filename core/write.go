@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gobwas/ws"
 
@@ -27,11 +28,14 @@ const maxControlPayload = 125
 // every frame already received (before it waits for more), so a batch of
 // pipelined messages costs one write to the socket.
 //
-// ctx is checked before the frame is queued. A write blocked because the
-// peer stopped reading is unblocked when the connection closes: by Close
-// (bounded by Config.CloseTimeout), by a heartbeat's timeout, or by the
-// peer. Text payloads are not checked for UTF-8: sending valid text is the
-// caller's job.
+// ctx bounds the write: if it ends while Write waits on the socket (a peer
+// that stopped reading, or another writer stuck on it), the connection is
+// aborted, since a frame may have been half written, and Write returns an
+// error matching both ErrClosed and ctx's error. A write blocked on the
+// socket is also released when the connection closes: by Close (bounded by
+// Config.CloseTimeout), by a heartbeat's timeout, or by the peer. Text
+// payloads are not checked for UTF-8: sending valid text is the caller's
+// job.
 //
 // An error from an outbound middleware is returned as is and leaves the
 // connection open, unless it carries a *CloseError, which closes the
@@ -61,18 +65,6 @@ func (c *Conn) WriteText(ctx context.Context, s string) error {
 	return c.Write(ctx, ws.OpText, []byte(s))
 }
 
-// Ping sends a ping control frame with payload (at most 125 bytes). The
-// peer's pong reaches the control handlers registered with OnControl.
-func (c *Conn) Ping(ctx context.Context, payload []byte) error {
-	if ctx == nil {
-		return errNilContext
-	}
-	if len(payload) > maxControlPayload {
-		return fmt.Errorf("%w: ping of %d bytes", ErrControlTooBig, len(payload))
-	}
-	return c.writeFrame(ctx, ws.OpPing, payload, false)
-}
-
 // writeData is the innermost outbound handler.
 func (c *Conn) writeData(ctx context.Context, f Frame) error {
 	if f.Op != ws.OpText && f.Op != ws.OpBinary {
@@ -82,23 +74,18 @@ func (c *Conn) writeData(ctx context.Context, f Frame) error {
 		return errNilContext
 	}
 	publish := c.bus != nil && events.Enabled[events.MessageOut](c.bus)
-	if err := c.writeFrame(ctx, f.Op, f.Payload, publish); err != nil {
+	err := c.writeFrame(ctx, f.Op, f.Payload, publish)
+	if err == errNoEvent {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if publish {
 		events.Publish(c.bus, events.MessageOut{ConnID: c.id, Op: f.Op, Payload: clone(f.Payload), At: c.clock.Now()})
-		c.eventDone()
+		c.release()
 	}
 	return nil
-}
-
-func (c *Conn) eventDone() {
-	c.wmu.Lock()
-	c.outEvents--
-	if c.outEvents == 0 {
-		c.outEventsDone.Broadcast()
-	}
-	c.wmu.Unlock()
 }
 
 func clone(p []byte) []byte { return append([]byte(nil), p...) }
@@ -112,21 +99,43 @@ func clone(p []byte) []byte { return append([]byte(nil), p...) }
 //   - any other write flushes unless another writer is already waiting for
 //     the lock, in which case the last of them flushes for all.
 //
-// With publish, a successful write counts a MessageOut event to come, which
-// the caller publishes after the lock is released (no event is published
-// under a connection lock) and then discounts; Disconnected waits for the
-// count to reach zero, so that it comes after every MessageOut.
+// With publish, a successful write takes a reference for the MessageOut
+// event the caller publishes after the lock is released (no event is
+// published under a connection lock) and then releases: Disconnected
+// comes after every MessageOut.
 func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish bool) error {
 	sc, loop := ctx.(*serveCtx) // cheaper than comparing interfaces
 	loop = loop && sc == c.lctx
 	if !loop {
-		if ctx.Done() != nil {
+		if done := ctx.Done(); done != nil {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			return c.writeFrameCtx(ctx, op, p, publish)
 		}
 		c.writers.Add(1)
 	}
+	return c.writeFrameLoop(op, p, publish, loop)
+}
+
+// writeFrameCtx is writeFrame for a ctx that can end: if it ends while the
+// write waits on the socket, the connection is aborted, which releases the
+// write.
+func (c *Conn) writeFrameCtx(ctx context.Context, op ws.OpCode, p []byte, publish bool) error {
+	var aborted atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		aborted.Store(true)
+		_ = c.abort(fmt.Errorf("tether: write abandoned: %w", context.Cause(ctx)), true)
+	})
+	c.writers.Add(1)
+	err := c.writeFrameLoop(op, p, publish, false)
+	if !stop() && aborted.Load() && err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, ctx.Err())
+	}
+	return err
+}
+
+func (c *Conn) writeFrameLoop(op ws.OpCode, p []byte, publish, loop bool) error {
 	c.wmu.Lock()
 	var err error
 	if c.werr != nil || c.closeSent || (!loop && c.stopping.Load()) {
@@ -155,21 +164,35 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 	if broken {
 		c.werr = err
 	}
-	if (err == nil && publish) || broken {
-		c.outEvents++ // a MessageOut, or brokenWrite's Error, to come before Disconnected
+	held := (err == nil && publish) || broken
+	if held && !c.hold() { // the connection finished meanwhile: no event
+		held = false
+		if err == nil {
+			publish = false
+		}
 	}
-	c.wmu.Unlock()
+	c.unlockWriter()
 	if broken {
-		return c.brokenWrite(err)
+		return c.brokenWrite(err, held)
+	}
+	if err == nil && publish && !held {
+		return errNoEvent
 	}
 	return err
 }
 
-// brokenWrite ends the connection after the socket refused a write whose
-// Error event writeFrame counted, so that Disconnected waits for it.
-func (c *Conn) brokenWrite(err error) error {
-	c.publishError(fmt.Errorf("tether: write failed: %w", err), true)
-	c.eventDone() // before failHard: a finish on this goroutine waits for the count
+// errNoEvent tells writeData that the frame was written but the connection
+// finished before its MessageOut could be counted: no event, no release.
+var errNoEvent = errors.New("tether: written, no event")
+
+// brokenWrite ends the connection after the socket refused a write. held:
+// a reference was taken for its Error event, so that Disconnected waits for
+// it.
+func (c *Conn) brokenWrite(err error, held bool) error {
+	if held {
+		c.publishError(fmt.Errorf("tether: write failed: %w", err), true)
+		c.release()
+	}
 	c.failHard(err, false)
 	return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
 }
@@ -184,11 +207,54 @@ var errNilContext = fmt.Errorf("%w: nil context", ErrInvalidConfig)
 
 var errClosedForWrite = fmt.Errorf("%w: the connection is closing", ErrClosed)
 
-// writeClose sends a close frame, once. code 0 sends an empty body. It
-// always flushes.
-func (c *Conn) writeClose(code ws.StatusCode, reason string) error {
+// sendClose sends the close frame with code (0: an empty body) and reason,
+// once, without waiting for the writer: if another write holds it, the
+// frame is left for that writer, which sends it when it leaves
+// (unlockWriter). Sending it may wait on the socket, which the close timer
+// bounds.
+func (c *Conn) sendClose(code ws.StatusCode, reason string) {
+	c.mu.Lock()
+	c.closeCode, c.closeReason = code, reason
+	c.mu.Unlock()
+	c.closePending.Store(true)
+	if c.wmu.TryLock() {
+		c.unlockWriter()
+	}
+}
+
+// writeClose sends the close frame now, waiting for the writer if another
+// write holds it: for the read loop's answer to the peer's close and its
+// close after a protocol violation, which release the socket right after,
+// and for a close before Serve. A writer stuck on the socket is released by
+// the close timer, armed before.
+func (c *Conn) writeClose(code ws.StatusCode, reason string) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	_ = c.writeCloseLocked(code, reason)
+	c.unlockWriter()
+}
+
+// unlockWriter releases the writer, sending a pending close frame first. A
+// close frame handed over while the holder was leaving is caught by the
+// check after the unlock.
+func (c *Conn) unlockWriter() {
+	for {
+		if c.closePending.Load() {
+			c.closePending.Store(false)
+			c.mu.Lock()
+			code, reason := c.closeCode, c.closeReason
+			c.mu.Unlock()
+			_ = c.writeCloseLocked(code, reason)
+		}
+		c.wmu.Unlock()
+		if !c.closePending.Load() || !c.wmu.TryLock() {
+			return
+		}
+	}
+}
+
+// writeCloseLocked sends a close frame, once. code 0 sends an empty body.
+// It always flushes. wmu is held.
+func (c *Conn) writeCloseLocked(code ws.StatusCode, reason string) error {
 	if c.closeSent || c.werr != nil {
 		return c.werr
 	}
@@ -315,7 +381,7 @@ func (c *Conn) setReadMore(more bool) {
 			c.werr = err
 		}
 	}
-	c.wmu.Unlock()
+	c.unlockWriter()
 	if err != nil {
 		c.writeFailed(err)
 	}

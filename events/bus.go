@@ -1,18 +1,18 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
 	EventBus "github.com/asaskevich/EventBus"
-
-	"github.com/tetherws/tether/internal/goid"
 )
 
-// Errors returned by Subscribe.
+// Errors returned by Subscribe and SubscribeAll.
 var (
 	// ErrNilBus is returned when a nil *Bus is given to Subscribe.
 	ErrNilBus = errors.New("events: nil bus")
@@ -20,30 +20,49 @@ var (
 	ErrNilHandler = errors.New("events: nil handler")
 	// ErrBusClosed is returned by Subscribe after Close.
 	ErrBusClosed = errors.New("events: bus closed")
-	// ErrNotAPayload is returned by Subscribe for a type parameter that is
-	// not one of this package's payload structs (a pointer to one, or the
-	// Event interface).
-	ErrNotAPayload = errors.New("events: not a payload type; subscribe to a struct such as events.Connected")
+	// ErrNotAStruct is returned by Subscribe for a type parameter that is
+	// an interface (Event itself, say): events are published as concrete
+	// values, so no event would ever reach such a handler. Use SubscribeAll
+	// to receive every event.
+	ErrNotAStruct = errors.New("events: subscribe to a concrete event type, or use SubscribeAll")
 )
 
-// Bus carries events from connections and plugins to subscribers. Create it
-// with NewBus; the zero value is not usable. A nil *Bus is valid for
-// publishing: it publishes nothing. All methods are safe for concurrent use.
+// Bus carries events from connections, clients and plugins to subscribers.
+// Create it with NewBus; the zero value is not usable. A nil *Bus is valid
+// for publishing: it publishes nothing. All methods and functions taking a
+// Bus are safe for concurrent use.
 type Bus struct {
 	eb     EventBus.Bus
 	logger *slog.Logger
-	counts [topicEnd]atomic.Int32 // live subscriptions per topic
-	subs   [topicEnd]atomic.Pointer[[]*subscription]
 
-	mu         sync.Mutex // guards everything below; never held while a handler runs
-	queue      []Event
-	spare      []Event
-	running    bool   // a dispatcher goroutine is draining the queue
-	dispatcher uint64 // its goroutine id, while running
-	published  uint64 // events queued so far
-	delivered  uint64 // events handed to their subscribers so far
-	waiters    []waiter
-	closed     bool
+	// The events of every connection have records of their own, so that
+	// Enabled needs no map lookup on the per-message path.
+	connected, disconnected, messageIn, messageOut, errs topic
+
+	types sync.Map // reflect.Type -> *topic, for every other event type
+	all   topic    // SubscribeAll's subscriptions
+
+	mu        sync.Mutex // guards everything below; never held while a handler runs
+	queue     []envelope
+	spare     []envelope
+	running   bool   // a dispatcher goroutine is draining the queue
+	published uint64 // events queued so far
+	delivered uint64 // events whose handlers have all returned
+	waiters   []waiter
+	closed    bool
+}
+
+// topic is the subscription list of one event type.
+type topic struct {
+	n    atomic.Int32 // live subscriptions
+	subs atomic.Pointer[[]*subscription]
+}
+
+// envelope is what travels through EventBus: an event and the record of
+// its type.
+type envelope struct {
+	t *topic
+	e Event
 }
 
 type waiter struct {
@@ -52,10 +71,14 @@ type waiter struct {
 }
 
 type subscription struct {
-	mu     sync.Mutex // held while fn runs, so that unsubscribe can wait for it
 	active atomic.Bool
 	call   func(Event)
 }
+
+// ebTopic is the one EventBus topic every event is dispatched on. Types are
+// told apart by the envelope, so that subscribing to a new type never needs
+// EventBus's lock, which EventBus holds while it calls handlers.
+const ebTopic = "tether.events"
 
 // BusOption configures a Bus.
 type BusOption func(*Bus)
@@ -73,84 +96,84 @@ func WithLogger(l *slog.Logger) BusOption {
 func NewBus(opts ...BusOption) *Bus {
 	b := &Bus{eb: EventBus.New(), logger: slog.Default()}
 	for _, o := range opts {
-		o(b)
-	}
-	for t := Topic(1); t < topicEnd; t++ {
-		empty := []*subscription{}
-		b.subs[t].Store(&empty)
-		// One EventBus handler per topic, registered now so that Subscribe
-		// never needs EventBus's lock, which EventBus holds while it calls
-		// handlers. Subscription lists are ours: copy-on-write slices.
-		if err := b.eb.Subscribe(t.String(), b.fanout); err != nil {
-			panic(fmt.Sprintf("events: EventBus refused a func handler: %v", err)) // cannot happen: fanout is a func
+		if o != nil {
+			o(b)
 		}
+	}
+	if err := b.eb.Subscribe(ebTopic, b.fanout); err != nil {
+		panic(fmt.Sprintf("events: EventBus refused a func handler: %v", err)) // cannot happen: fanout is a func
 	}
 	return b
 }
 
-// fanout is called by EventBus, on the dispatcher goroutine, for every event.
-func (b *Bus) fanout(e Event) {
-	for _, s := range *b.subs[e.Topic()].Load() {
-		if s.active.Load() {
-			b.call(s, e)
-		}
+// topicOf returns the record of type E, creating it if create is set, or
+// nil. E is a concrete type: the caller checked.
+func topicOf[E any](b *Bus, create bool) *topic {
+	var zero E
+	switch any(zero).(type) {
+	case Connected:
+		return &b.connected
+	case Disconnected:
+		return &b.disconnected
+	case MessageIn:
+		return &b.messageIn
+	case MessageOut:
+		return &b.messageOut
+	case Error:
+		return &b.errs
 	}
+	rt := reflect.TypeFor[E]()
+	if t, ok := b.types.Load(rt); ok {
+		return t.(*topic)
+	}
+	if !create {
+		return nil
+	}
+	t, _ := b.types.LoadOrStore(rt, new(topic))
+	return t.(*topic)
 }
 
-func (b *Bus) call(s *subscription, e Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer func() {
-		if r := recover(); r != nil {
-			b.logger.Error("events: handler panicked", "topic", e.Topic().String(), "panic", r)
-		}
-	}()
-	if s.active.Load() { // checked under s.mu: unsubscribe may have just returned
-		s.call(e)
-	}
-}
-
-// Enabled reports whether anyone subscribes to the topic of E: one atomic
-// load, no allocation. Publishers use it to skip building costly payloads.
+// Enabled reports whether anyone subscribes to events of type E (or to
+// every event): for this package's own events one or two atomic loads, for
+// other types a map lookup as well; no allocation either way. Publishers
+// use it to skip building costly payloads.
 func Enabled[E Event](b *Bus) bool {
 	if b == nil {
 		return false
 	}
-	return b.counts[topicOf[E]()].Load() > 0
-}
-
-// topicOf returns the topic of the payload type E, or 0 (no topic, never
-// enabled) for a type that is not one of this package's payload structs,
-// such as a pointer to one or the Event interface itself: those would
-// otherwise call Topic on a nil value.
-func topicOf[E Event]() Topic {
-	var zero E
-	switch any(zero).(type) {
-	case Connected, Disconnected, MessageIn, MessageOut, Error,
-		HeartbeatSent, PongReceived, HeartbeatMissed, HeartbeatTimeout,
-		ReconnectScheduled, ReconnectAttempt, Reconnected, GaveUp:
-		return zero.Topic()
+	if b.all.n.Load() > 0 {
+		return true
 	}
-	return 0
+	t := topicOf[E](b, false)
+	return t != nil && t.n.Load() > 0
 }
 
-// Publish queues e for delivery to the subscribers of its topic and returns
-// without waiting for them. With no subscriber (or a nil or closed bus) it
-// does nothing and allocates nothing.
+// Publish queues e for delivery to the subscribers of its type and to
+// those of every event, and returns without waiting for them. With no
+// subscriber (or a nil or closed bus) it does nothing and allocates
+// nothing.
+//
+// Events are delivered in the order Publish was called, on the bus's
+// dispatcher goroutine, one at a time: the events of one connection arrive
+// in the order its goroutines published them.
 func Publish[E Event](b *Bus, e E) {
-	if b == nil || b.counts[topicOf[E]()].Load() == 0 {
+	if b == nil {
 		return
 	}
-	b.enqueue(e)
+	t := topicOf[E](b, false)
+	if b.all.n.Load() == 0 && (t == nil || t.n.Load() == 0) {
+		return
+	}
+	b.enqueue(t, e)
 }
 
-func (b *Bus) enqueue(e Event) {
+func (b *Bus) enqueue(t *topic, e Event) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return
 	}
-	b.queue = append(b.queue, e)
+	b.queue = append(b.queue, envelope{t: t, e: e})
 	b.published++
 	start := !b.running
 	b.running = true
@@ -162,29 +185,66 @@ func (b *Bus) enqueue(e Event) {
 
 // drain delivers queued events in order and exits when the queue is empty.
 func (b *Bus) drain() {
-	id := goid.Get()
 	b.mu.Lock()
-	b.dispatcher = id
 	for len(b.queue) > 0 {
 		batch := b.queue
 		b.queue, b.spare = b.spare[:0], nil
 		b.mu.Unlock()
-		for i, e := range batch {
-			b.eb.Publish(e.Topic().String(), e)
-			batch[i] = nil
+		for i := range batch {
+			b.eb.Publish(ebTopic, &batch[i])
+			batch[i] = envelope{}
+			b.mu.Lock()
+			b.delivered++
+			b.wakeLocked()
+			b.mu.Unlock()
 		}
 		b.mu.Lock()
 		b.spare = batch[:0]
-		b.delivered += uint64(len(batch))
-		b.wakeLocked()
 	}
 	b.running = false
-	b.dispatcher = 0
 	b.mu.Unlock()
+}
+
+// fanout is called by EventBus, on the dispatcher goroutine, for every
+// event: the subscribers of its type first, then those of every event, each
+// list in subscription order.
+func (b *Bus) fanout(env *envelope) {
+	if env.t != nil {
+		for _, s := range *loadSubs(env.t) {
+			b.call(s, env.e)
+		}
+	}
+	for _, s := range *loadSubs(&b.all) {
+		b.call(s, env.e)
+	}
+}
+
+var noSubs = []*subscription{}
+
+func loadSubs(t *topic) *[]*subscription {
+	if p := t.subs.Load(); p != nil {
+		return p
+	}
+	return &noSubs
+}
+
+func (b *Bus) call(s *subscription, e Event) {
+	if !s.active.Load() {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			b.logger.Error("events: handler panicked", "event", e.Topic(), "panic", r)
+		}
+	}()
+	s.call(e)
 }
 
 // wakeLocked releases the waiters whose events have all been delivered.
 func (b *Bus) wakeLocked() {
+	if len(b.waiters) == 0 {
+		return
+	}
 	keep := b.waiters[:0]
 	for _, w := range b.waiters {
 		if w.upTo <= b.delivered {
@@ -197,14 +257,22 @@ func (b *Bus) wakeLocked() {
 	b.waiters = keep
 }
 
-// Subscribe registers fn for every event of type E published after Subscribe
-// returns, and for those already queued. fn runs on the bus's dispatcher
-// goroutine, one event at a time, in publish order; it may publish,
-// subscribe or unsubscribe. A panic in fn is recovered and logged.
+// Subscribe registers fn for every event of type E published after
+// Subscribe returns (and for those already queued). E is the event's
+// concrete type, such as events.Disconnected or heartbeat.Timeout; a
+// handler of the wrong type does not compile. An interface type parameter
+// returns ErrNotAStruct: use SubscribeAll.
+//
+// fn runs on the bus's dispatcher goroutine, one event at a time, in
+// publish order. It may publish, subscribe and unsubscribe. It should not
+// block for long: every other subscriber waits behind it. A panic in fn is
+// recovered and logged.
 //
 // The returned func removes this subscription, and only this one, however
-// many others share fn; it is idempotent. When it returns, fn is not running
-// and will not be called again (called from fn itself, it returns at once).
+// many others share fn; it is idempotent and returns at once, from any
+// goroutine (fn's own included). Once it has returned no call of fn starts
+// any more; a call already running on the dispatcher finishes (Wait waits
+// for it).
 func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 	if b == nil {
 		return nil, ErrNilBus
@@ -212,75 +280,92 @@ func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, ErrNilHandler
 	}
-	t := topicOf[E]()
-	if t == 0 {
-		var zero E
-		return nil, fmt.Errorf("%w: %T", ErrNotAPayload, zero)
+	if reflect.TypeFor[E]().Kind() == reflect.Interface {
+		return nil, fmt.Errorf("%w: %v is an interface", ErrNotAStruct, reflect.TypeFor[E]())
 	}
-	s := &subscription{call: func(e Event) { fn(e.(E)) }}
-	s.active.Store(true)
+	return b.add(topicOf[E](b, true), func(e Event) { fn(e.(E)) })
+}
 
+// SubscribeAll registers fn for every event published on the bus, of
+// every type, this package's and any other package's: for loggers,
+// recorders and bridges. Delivery, ordering and the returned func are as
+// for Subscribe. For each event, the subscribers of its own type are
+// called before those of SubscribeAll.
+//
+// Subscribing to every event makes connections publish every message
+// (MessageIn, MessageOut), which costs a copy per message: a program that
+// cares filters nothing here, it subscribes to the types it needs instead.
+func SubscribeAll(b *Bus, fn func(Event)) (unsubscribe func(), err error) {
+	if b == nil {
+		return nil, ErrNilBus
+	}
+	if fn == nil {
+		return nil, ErrNilHandler
+	}
+	return b.add(&b.all, fn)
+}
+
+func (b *Bus) add(t *topic, call func(Event)) (func(), error) {
+	s := &subscription{call: call}
+	s.active.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrBusClosed
 	}
-	old := *b.subs[t].Load()
+	old := *loadSubs(t)
 	next := make([]*subscription, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, s)
-	b.subs[t].Store(&next)
-	b.counts[t].Add(1)
-
+	t.subs.Store(&next)
+	t.n.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { b.remove(t, s) }) }, nil
 }
 
-func (b *Bus) remove(t Topic, s *subscription) {
-	s.active.Store(false)
-	if b.dispatcherID() != goid.Get() {
-		s.mu.Lock() // wait for a call under way; later calls see active == false
-		s.mu.Unlock()
-	}
+func (b *Bus) remove(t *topic, s *subscription) {
+	s.active.Store(false) // checked by the dispatcher before each call
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := *b.subs[t].Load()
+	old := *loadSubs(t)
 	next := make([]*subscription, 0, len(old))
 	for _, o := range old {
 		if o != s {
 			next = append(next, o)
 		}
 	}
-	b.subs[t].Store(&next)
-	b.counts[t].Add(-1)
-}
-
-func (b *Bus) dispatcherID() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.dispatcher
+	t.subs.Store(&next)
+	t.n.Add(-1)
 }
 
 // Wait blocks until every event published before the call has been handed
-// to its subscribers; events published meanwhile do not hold it up. Called from a handler, it returns at once: a handler
-// cannot wait for itself.
-func (b *Bus) Wait() {
+// to its subscribers and their calls have returned, or until ctx is done;
+// events published meanwhile do not hold it up. It returns nil, or ctx's
+// error. A handler that calls Wait waits for its own return: it gets ctx's
+// error when ctx ends, never nil.
+func (b *Bus) Wait(ctx context.Context) error {
 	if b == nil {
-		return
+		return nil
 	}
 	b.mu.Lock()
-	if b.delivered >= b.published || b.dispatcher == goid.Get() {
+	if b.delivered >= b.published {
 		b.mu.Unlock()
-		return
+		return nil
 	}
 	w := waiter{upTo: b.published, ch: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
-	<-w.ch
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// Close delivers what is queued, then stops the bus: later events are
-// discarded and Subscribe returns ErrBusClosed. Close is idempotent.
+// Close stops the bus: later events are discarded and Subscribe returns
+// ErrBusClosed. Events already queued are still delivered; Close does not
+// wait for them (Wait does). Close is idempotent.
 func (b *Bus) Close() {
 	if b == nil {
 		return
@@ -288,5 +373,4 @@ func (b *Bus) Close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
-	b.Wait()
 }

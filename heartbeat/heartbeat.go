@@ -11,7 +11,6 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether/core"
-	"github.com/tetherws/tether/events"
 )
 
 // Heartbeat is the plugin. One value serves any number of connections,
@@ -46,12 +45,12 @@ func (h *Heartbeat) Config() Config {
 	return h.cfg
 }
 
-// Run implements core.Plugin: it arms the connection's heartbeat timer and,
-// in text mode, installs the inbound filter that consumes heartbeat
+// Attach implements core.Plugin: it arms the connection's heartbeat timer
+// and, in text mode, installs the inbound filter that consumes heartbeat
 // messages. It returns at once.
-func (h *Heartbeat) Run(ctx context.Context, c *core.Conn) error {
+func (h *Heartbeat) Attach(c *core.Handle) error {
 	if h == nil || c == nil {
-		return fmt.Errorf("%w: nil heartbeat or connection", errConfig)
+		return fmt.Errorf("%w: nil heartbeat or handle", errConfig)
 	}
 	if h.cfg.Interval <= 0 || h.cfg.Timeout <= 0 {
 		return fmt.Errorf("%w: a Heartbeat must be made by New", errConfig)
@@ -67,7 +66,7 @@ func (h *Heartbeat) Run(ctx context.Context, c *core.Conn) error {
 		return err
 	}
 	if h.cfg.AnyFrame { // only then does the frame path pay for a counter
-		if err := c.TrackActivity(); err != nil {
+		if err := c.CountFrames(); err != nil {
 			return err
 		}
 	}
@@ -78,8 +77,8 @@ func (h *Heartbeat) Run(ctx context.Context, c *core.Conn) error {
 	s.lastAct = c.Activity()
 	s.timer = c.Clock().AfterFunc(h.cfg.Interval, s.tick)
 	s.mu.Unlock()
-	// Not context.AfterFunc(ctx, ...): that costs a few hundred bytes per
-	// connection; OnClose costs a slice entry.
+	// OnClose costs a slice entry; a context per connection would cost a
+	// few hundred bytes.
 	return c.OnClose(s.stop)
 }
 
@@ -108,16 +107,6 @@ func StatsOf(c *core.Conn) (Stats, bool) {
 	return Stats{Sent: s.seq, Answered: s.pongs, Missed: int(s.missed), RTT: s.rtt}, true
 }
 
-// RTT returns the round-trip time of the latest answered ping on c, and
-// false if c has no heartbeat or no ping was answered yet.
-func RTT(c *core.Conn) (time.Duration, bool) {
-	if c == nil {
-		return 0, false
-	}
-	st, ok := StatsOf(c)
-	return st.RTT, ok && st.Answered > 0
-}
-
 // state is one connection's heartbeat. The timer is its only activity: it
 // fires either when the next ping is due (awaiting false) or when the
 // outstanding ping's timeout passed (awaiting true), and only the timer's
@@ -127,7 +116,7 @@ func RTT(c *core.Conn) (time.Duration, bool) {
 // connection.
 type state struct {
 	h        *Heartbeat
-	c        *core.Conn
+	c        *core.Handle
 	timer    clockwork.Timer
 	sentAt   time.Time     // when the outstanding ping was sent
 	rtt      time.Duration // of the latest answered ping
@@ -170,7 +159,7 @@ func (s *state) tick() {
 		} else {
 			s.missed++
 			seq, missed := s.seq, int(s.missed)
-			core.Emit(s.c, events.HeartbeatMissed{ConnID: s.c.ID(), Seq: seq, Missed: missed, At: s.c.Clock().Now()})
+			core.Emit(s.c, PingMissed{ConnID: s.c.Conn().ID(), Seq: seq, Missed: missed, At: s.c.Clock().Now()})
 			if missed > cfg.MaxMissed {
 				s.stopped = true
 				s.mu.Unlock()
@@ -208,7 +197,7 @@ func (s *state) tick() {
 	// reading must not keep the timeout from firing (it aborts the
 	// connection, which releases the write).
 	s.timer.Reset(cfg.Timeout)
-	core.Emit(s.c, events.HeartbeatSent{ConnID: s.c.ID(), Seq: s.seq, At: s.sentAt})
+	core.Emit(s.c, PingSent{ConnID: s.c.Conn().ID(), Seq: s.seq, At: s.sentAt})
 
 	seq := s.seq
 	s.mu.Unlock()
@@ -232,7 +221,7 @@ func (s *state) tick() {
 func (s *state) timeout(missed int) {
 	cfg := &s.h.cfg
 	err := fmt.Errorf("%w: %d ping(s) unanswered within %v", ErrTimeout, missed, cfg.Timeout)
-	core.Emit(s.c, events.HeartbeatTimeout{ConnID: s.c.ID(), Missed: missed, Err: err, At: s.c.Clock().Now()})
+	core.Emit(s.c, Timeout{ConnID: s.c.Conn().ID(), Missed: missed, Err: err, At: s.c.Clock().Now()})
 	_ = s.c.Abort(err)
 }
 
@@ -252,7 +241,7 @@ func (s *state) pong(seq uint64) {
 	now := s.c.Clock().Now()
 	rtt := now.Sub(s.sentAt)
 	s.rtt = rtt
-	core.Emit(s.c, events.PongReceived{ConnID: s.c.ID(), Seq: s.seq, RTT: rtt, At: now})
+	core.Emit(s.c, PongReceived{ConnID: s.c.Conn().ID(), Seq: s.seq, RTT: rtt, At: now})
 	s.mu.Unlock()
 }
 

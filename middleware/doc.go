@@ -4,7 +4,7 @@
 // Each returns a core.Middleware usable on the inbound chain
 // (core.Config.Inbound), the outbound chain (core.Config.Outbound) or both.
 // On the inbound path an error closes the connection with the close code the
-// error calls for (core.CloseCodeOf); on the outbound path it is returned to
+// error calls for (see core.Handler); on the outbound path it is returned to
 // the writer.
 //
 // Order matters and is fixed: the first middleware of a chain is the

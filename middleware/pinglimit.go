@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -43,8 +42,8 @@ type pingLimit struct {
 
 var _ core.Plugin = (*pingLimit)(nil)
 
-// Run counts the connection's pings until it closes.
-func (p *pingLimit) Run(_ context.Context, c *core.Conn) error {
+// Attach counts the connection's pings until it closes.
+func (p *pingLimit) Attach(h *core.Handle) error {
 	var (
 		count   atomic.Int64
 		mu      sync.Mutex // guards t and stopped against the timer's own goroutine
@@ -52,7 +51,7 @@ func (p *pingLimit) Run(_ context.Context, c *core.Conn) error {
 		stopped bool
 	)
 	mu.Lock()
-	t = c.Clock().AfterFunc(p.per, func() {
+	t = h.Clock().AfterFunc(p.per, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if stopped {
@@ -68,13 +67,13 @@ func (p *pingLimit) Run(_ context.Context, c *core.Conn) error {
 		t.Stop()
 		mu.Unlock()
 	}
-	if err := c.OnClose(stop); err != nil {
+	if err := h.OnClose(stop); err != nil {
 		stop()
 		return err
 	}
-	return c.OnControl(func(op ws.OpCode, _ []byte) {
+	return h.OnControl(func(op ws.OpCode, _ []byte) {
 		if op == ws.OpPing && count.Add(1) == p.max+1 {
-			_ = c.Close(ws.StatusPolicyViolation, "ping flood") // on the read loop: returns at once
+			_ = h.Conn().Close(ws.StatusPolicyViolation, "ping flood") // returns at once
 		}
 	})
 }

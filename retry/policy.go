@@ -22,6 +22,7 @@ type Policy struct {
 	maxElapsed  time.Duration
 	stableAfter time.Duration
 	rand        Rand
+	hint        func(cause error) (time.Duration, bool)
 }
 
 var defaultPolicy = &Policy{
@@ -142,6 +143,21 @@ func WithRand(r Rand) Option {
 	}
 }
 
+// WithHint lets the error that ended the last connection or attempt set
+// the next delay: when hint(cause) returns true, its delay replaces the
+// backoff's, without jitter, still bounded by WithMaxAttempts and
+// WithMaxElapsed (and never negative). RetryAfter is a ready hint: a
+// server's Retry-After header. Default: none. A nil hint is an error.
+func WithHint(hint func(cause error) (time.Duration, bool)) Option {
+	return func(p *Policy) error {
+		if hint == nil {
+			return invalid("WithHint(nil)")
+		}
+		p.hint = hint
+		return nil
+	}
+}
+
 type lockedRand struct {
 	mu sync.Mutex
 	r  Rand
@@ -153,27 +169,50 @@ func (l *lockedRand) Int64N(n int64) int64 {
 	return l.r.Int64N(n)
 }
 
-// Next returns the delay to wait before reconnect attempt number attempt
-// (1 for the first attempt after the connection was lost; below 1 counts as
-// 1), or false to give up. prev is the delay returned for the previous
-// attempt (0 before the first) and elapsed the time since the connection was
-// lost; the caller carries both.
+// Outage is what a Policy is told when asked for the next delay.
+type Outage struct {
+	// Attempt is the number of the attempt to schedule: 1 for the first
+	// after a connection was lost (below 1 counts as 1).
+	Attempt int
+	// Prev is the delay returned for the previous attempt (0 before the
+	// first).
+	Prev time.Duration
+	// Elapsed is the time since the outage began.
+	Elapsed time.Duration
+	// Cause is why the connection, or the previous attempt, ended: the
+	// policy's hint (WithHint) may read a server's advice from it.
+	Cause error
+}
+
+// Next returns the delay to wait before the attempt o describes, or false
+// to give up. The reconnect plugin (Reconnect) carries the attempt number,
+// the previous delay and the elapsed time; Next holds no state.
 //
-// It gives up when attempt exceeds MaxAttempts, when the backoff says stop,
-// or when elapsed plus the delay would exceed the WithMaxElapsed limit.
-// Otherwise the delay is the backoff's, then jittered, and never negative.
-func (p *Policy) Next(attempt int, prev, elapsed time.Duration) (time.Duration, bool) {
+// It gives up when the attempt exceeds MaxAttempts, when the backoff says
+// stop, or when the elapsed time plus the delay would exceed the
+// WithMaxElapsed limit. Otherwise the delay is the hint's if it has one for
+// o.Cause, else the backoff's, then jittered; never negative.
+func (p *Policy) Next(o Outage) (time.Duration, bool) {
 	p = p.orDefault()
-	attempt = max(attempt, 1)
+	attempt := max(o.Attempt, 1)
 	if p.maxAttempts != Unlimited && attempt > p.maxAttempts {
 		return 0, false
 	}
-	d, ok := p.backoff.Next(attempt)
-	if !ok {
-		return 0, false
+	var d time.Duration
+	hinted := false
+	if p.hint != nil && o.Cause != nil {
+		d, hinted = p.hint(o.Cause)
+		d = max(d, 0)
 	}
-	d = max(p.jitter.Apply(max(d, 0), max(prev, 0), p.rand), 0)
-	if p.maxElapsed > 0 && d > p.maxElapsed-max(elapsed, 0) {
+	if !hinted {
+		var ok bool
+		d, ok = p.backoff.Next(attempt)
+		if !ok {
+			return 0, false
+		}
+		d = max(p.jitter.Apply(max(d, 0), max(o.Prev, 0), p.rand), 0)
+	}
+	if p.maxElapsed > 0 && d > p.maxElapsed-max(o.Elapsed, 0) {
 		return 0, false
 	}
 	return d, true

@@ -343,12 +343,8 @@ func (c *Clock) drain(ctx context.Context) error {
 	buses := append([]*events.Bus(nil), c.buses...)
 	c.mu.Unlock()
 	for _, b := range buses {
-		done := make(chan struct{})
-		go func() { b.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("tethertest: a bus subscriber is still busy: %w", ctx.Err())
+		if err := b.Wait(ctx); err != nil {
+			return fmt.Errorf("tethertest: a bus subscriber is still busy: %w", err)
 		}
 	}
 	return nil

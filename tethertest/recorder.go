@@ -9,16 +9,20 @@ import (
 	"time"
 
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
-// Recorder subscribes to every topic of a bus and records the events in
-// the order the bus delivers them, so that a test can assert the exact
-// sequence, with simulated timestamps. Lines renders them as short,
-// deterministic lines ("@1m40s heartbeat.timeout k.2 missed=1").
+// Recorder subscribes to every event of a bus (events.SubscribeAll: the
+// events of connections, of the heartbeat, of the reconnect plugin, and any
+// third party's) and records them in the order the bus delivers them, so
+// that a test can assert the exact sequence, with simulated timestamps.
+// Lines renders them as short, deterministic lines ("@1m40s
+// heartbeat.timeout k.2 missed=1").
 type Recorder struct {
 	start time.Time
 	keep  func(events.Event) bool
-	unsub []func()
+	unsub func()
 
 	mu     sync.Mutex
 	events []events.Event
@@ -34,15 +38,17 @@ func Keep(keep func(events.Event) bool) RecorderOption {
 	return func(r *Recorder) { r.keep = keep }
 }
 
-// Topics records only the given topics.
-func Topics(ts ...events.Topic) RecorderOption {
-	return Keep(func(e events.Event) bool { return slices.Contains(ts, e.Topic()) })
+// Topics records only the events whose Topic is one of names (such as
+// "tether.heartbeat.timeout").
+func Topics(names ...string) RecorderOption {
+	return Keep(func(e events.Event) bool { return slices.Contains(names, e.Topic()) })
 }
 
-// NewRecorder subscribes to every topic of b. Timestamps in Lines are
-// given as offsets from start. Subscribing to the message topics makes the
-// bus publish every message, which costs a little per message: restrict a
-// recorder with Topics in a benchmark. Close unsubscribes.
+// NewRecorder subscribes to every event of b. Timestamps in Lines are
+// given as offsets from start. Subscribing to every event makes the bus
+// publish every message (events.MessageIn, MessageOut), which costs a copy
+// per message: subscribe to the types you need in a benchmark. Close
+// unsubscribes.
 func NewRecorder(b *events.Bus, start time.Time, opts ...RecorderOption) (*Recorder, error) {
 	r := &Recorder{start: start, added: make(chan struct{}, 1)}
 	for _, o := range opts {
@@ -50,34 +56,12 @@ func NewRecorder(b *events.Bus, start time.Time, opts ...RecorderOption) (*Recor
 			o(r)
 		}
 	}
-	subs := []func() (func(), error){
-		func() (func(), error) { return events.Subscribe(b, record[events.Connected](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.Disconnected](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.MessageIn](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.MessageOut](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.Error](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.HeartbeatSent](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.PongReceived](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.HeartbeatMissed](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.HeartbeatTimeout](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.ReconnectScheduled](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.ReconnectAttempt](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.Reconnected](r)) },
-		func() (func(), error) { return events.Subscribe(b, record[events.GaveUp](r)) },
+	u, err := events.SubscribeAll(b, r.add)
+	if err != nil {
+		return nil, err
 	}
-	for _, sub := range subs {
-		u, err := sub()
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		r.unsub = append(r.unsub, u)
-	}
+	r.unsub = u
 	return r, nil
-}
-
-func record[E events.Event](r *Recorder) func(E) {
-	return func(e E) { r.add(e) }
 }
 
 func (r *Recorder) add(e events.Event) {
@@ -93,10 +77,9 @@ func (r *Recorder) add(e events.Event) {
 
 // Close unsubscribes the recorder. What it recorded stays readable.
 func (r *Recorder) Close() {
-	for _, u := range r.unsub {
-		u()
+	if r.unsub != nil {
+		r.unsub()
 	}
-	r.unsub = nil
 }
 
 // Events returns every event recorded so far, in order.
@@ -178,9 +161,9 @@ func (r *Recorder) WaitFor(ctx context.Context, match func(events.Event) bool) (
 // Describe renders an event as one deterministic line: its time as an
 // offset from start, its topic without the "tether." prefix, and the
 // fields that identify it. Error values and payloads beyond 32 bytes are
-// left out, so that a line can be compared with a literal.
+// left out, so that a line can be compared with a literal. An event of a
+// type this package does not know is rendered with its source alone.
 func Describe(e events.Event, start time.Time) string {
-	var at time.Time
 	var what string
 	switch e := e.(type) {
 	case events.Connected:
@@ -188,39 +171,39 @@ func Describe(e events.Event, start time.Time) string {
 		if e.Client {
 			side = "client"
 		}
-		at, what = e.At, fmt.Sprintf("%s %s", e.ConnID, side)
+		what = fmt.Sprintf("%s %s", e.ConnID, side)
 	case events.Disconnected:
 		who := "local"
 		if e.Remote {
 			who = "remote"
 		}
-		at, what = e.At, fmt.Sprintf("%s %d %s", e.ConnID, e.Code, who)
+		what = fmt.Sprintf("%s %d %s", e.ConnID, e.Code, who)
 	case events.MessageIn:
-		at, what = e.At, fmt.Sprintf("%s %s", e.ConnID, payload(e.Payload))
+		what = fmt.Sprintf("%s %s", e.ConnID, payload(e.Payload))
 	case events.MessageOut:
-		at, what = e.At, fmt.Sprintf("%s %s", e.ConnID, payload(e.Payload))
+		what = fmt.Sprintf("%s %s", e.ConnID, payload(e.Payload))
 	case events.Error:
-		at, what = e.At, fmt.Sprintf("%s fatal=%t", e.ConnID, e.Fatal)
-	case events.HeartbeatSent:
-		at, what = e.At, fmt.Sprintf("%s #%d", e.ConnID, e.Seq)
-	case events.PongReceived:
-		at, what = e.At, fmt.Sprintf("%s #%d rtt=%v", e.ConnID, e.Seq, e.RTT)
-	case events.HeartbeatMissed:
-		at, what = e.At, fmt.Sprintf("%s #%d missed=%d", e.ConnID, e.Seq, e.Missed)
-	case events.HeartbeatTimeout:
-		at, what = e.At, fmt.Sprintf("%s missed=%d", e.ConnID, e.Missed)
-	case events.ReconnectScheduled:
-		at, what = e.At, fmt.Sprintf("%s #%d in %v", e.ClientID, e.Attempt, e.Delay)
-	case events.ReconnectAttempt:
-		at, what = e.At, fmt.Sprintf("%s #%d", e.ClientID, e.Attempt)
-	case events.Reconnected:
-		at, what = e.At, fmt.Sprintf("%s %s after %d down=%v", e.ClientID, e.ConnID, e.Attempts, e.Downtime)
-	case events.GaveUp:
-		at, what = e.At, fmt.Sprintf("%s after %d", e.ClientID, e.Attempts)
+		what = fmt.Sprintf("%s fatal=%t", e.ConnID, e.Fatal)
+	case heartbeat.PingSent:
+		what = fmt.Sprintf("%s #%d", e.ConnID, e.Seq)
+	case heartbeat.PongReceived:
+		what = fmt.Sprintf("%s #%d rtt=%v", e.ConnID, e.Seq, e.RTT)
+	case heartbeat.PingMissed:
+		what = fmt.Sprintf("%s #%d missed=%d", e.ConnID, e.Seq, e.Missed)
+	case heartbeat.Timeout:
+		what = fmt.Sprintf("%s missed=%d", e.ConnID, e.Missed)
+	case retry.Scheduled:
+		what = fmt.Sprintf("%s #%d in %v", e.ClientID, e.Attempt, e.Delay)
+	case retry.Dialing:
+		what = fmt.Sprintf("%s #%d", e.ClientID, e.Attempt)
+	case retry.Reconnected:
+		what = fmt.Sprintf("%s %s after %d down=%v", e.ClientID, e.ConnID, e.Attempts, e.Downtime)
+	case retry.GaveUp:
+		what = fmt.Sprintf("%s after %d", e.ClientID, e.Attempts)
 	default:
-		return fmt.Sprintf("%T", e)
+		what = e.Source()
 	}
-	return fmt.Sprintf("@%v %s %s", at.Sub(start), strings.TrimPrefix(e.Topic().String(), "tether."), what)
+	return fmt.Sprintf("@%v %s %s", e.Time().Sub(start), strings.TrimPrefix(e.Topic(), "tether."), what)
 }
 
 func payload(p []byte) string {

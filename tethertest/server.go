@@ -115,6 +115,7 @@ type Server struct {
 	refuse  int // status; 0 accepts
 	refuseN int // handshakes left to refuse; <0: until Accept
 	conns   []*core.Conn
+	handles map[*core.Conn]*core.Handle // for Abort, through the server's own plugin
 	arrived chan struct{} // signalled on each accepted connection
 	closed  bool
 
@@ -132,31 +133,59 @@ type Server struct {
 //
 // Origins are not checked: the in-memory client is no browser. Close the
 // server when the test ends.
-func NewServer(opts ...tether.Option) (*Server, error) {
-	cfg, err := tether.NewConfig(opts...)
+func NewServer(opts ...tether.ServerOption) (*Server, error) {
+	up, err := tether.ServerUpgrader(opts...)
 	if err != nil {
 		return nil, err
 	}
+	cfg := up.Config
 	s := &Server{
 		net:     &network{clock: cfg.Clock, pipes: map[*pipe]struct{}{}},
 		arrived: make(chan struct{}, 1),
 		inbox:   make(chan core.Frame, 4096),
+		handles: map[*core.Conn]*core.Handle{},
 	}
+	plugins := []core.Plugin{core.PluginFunc(s.attach)}
 	if cfg.Handler == nil {
 		responder, err := heartbeat.Responder(heartbeat.Config{Mode: heartbeat.Text})
 		if err != nil {
 			return nil, err
 		}
 		cfg.Handler = s.echo
-		cfg.Inbound = core.NewChain(responder).Append(cfg.Inbound.Middlewares()...)
+		plugins = append(plugins, responder)
 	}
-	s.up = core.Upgrader{Config: cfg, CheckOrigin: core.AllowAnyOrigin}
+	cfg.Plugins = append(plugins, cfg.Plugins...)
+	s.up = core.Upgrader{Config: cfg, CheckOrigin: core.AllowAnyOrigin, Protocols: up.Protocols}
 	if c, ok := cfg.Clock.(*Clock); ok {
 		s.net.watcher = c
 		c.watchServer(s)
 		c.Watch(cfg.Bus)
 	}
 	return s, nil
+}
+
+// attach is the server's own plugin: it keeps each connection's handle, to
+// abort the connection when the server closes.
+func (s *Server) attach(h *core.Handle) error {
+	c := h.Conn()
+	s.mu.Lock()
+	s.handles[c] = h
+	s.mu.Unlock()
+	return h.OnClose(func() {
+		s.mu.Lock()
+		delete(s.handles, c)
+		s.mu.Unlock()
+	})
+}
+
+// abort ends c at once, as a server that died would.
+func (s *Server) abort(c *core.Conn) {
+	s.mu.Lock()
+	h := s.handles[c]
+	s.mu.Unlock()
+	if h != nil {
+		_ = h.Abort(ErrServerClosed)
+	}
 }
 
 // echo is the default handler: it keeps a copy for Next and echoes.
@@ -190,7 +219,7 @@ func (s *Server) URL() string { return URL }
 
 // DialOption is the option that makes a tether.Client dial this server
 // instead of the network: tether.WithNetDial(s.DialContext).
-func (s *Server) DialOption() tether.Option { return tether.WithNetDial(s.DialContext) }
+func (s *Server) DialOption() tether.DialOption { return tether.WithNetDial(s.DialContext) }
 
 // DialContext opens an in-memory transport to the server, whatever addr
 // says, and starts the server's side of the handshake. It has the
@@ -245,7 +274,7 @@ func (s *Server) serve(nc *endpoint) {
 	if s.closed {
 		s.mu.Unlock()
 		nc.p.handshakeDone()
-		_ = c.Abort(ErrServerClosed)
+		s.abort(c)
 		return
 	}
 	s.conns = append(s.conns, c)
@@ -395,7 +424,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.Drop()
 	for _, c := range s.Conns() {
-		_ = c.Abort(ErrServerClosed)
+		s.abort(c)
 	}
 	s.wg.Wait()
 	return nil
