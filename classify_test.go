@@ -111,7 +111,7 @@ func TestClientBadInput(t *testing.T) {
 	if _, err := tether.Dial(nil, b.url()); !errors.Is(err, core.ErrInvalidConfig) { // a nil context on purpose
 		t.Fatalf("nil ctx: %v", err)
 	}
-	for name, opt := range map[string]tether.Option{
+	for name, opt := range map[string]tether.DialOption{
 		"buffer 0 messages":   tether.WithSendBuffer(0, 10),
 		"buffer -1 bytes":     tether.WithSendBuffer(10, -1),
 		"nil classifier":      tether.WithRetryClassifier(nil),
@@ -124,6 +124,8 @@ func TestClientBadInput(t *testing.T) {
 		"nil option":          nil,
 		"timeout > interval":  tether.WithHeartbeat(heartbeat.Config{Interval: 1e9, Timeout: 2e9}),
 		"negative close wait": tether.WithCloseTimeout(-1),
+		"nil policy":          tether.WithRetry(nil),
+		"nil reconnector":     tether.WithReconnector(nil),
 	} {
 		if _, err := tether.Dial(testCtx(t), b.url(), opt); !errors.Is(err, core.ErrInvalidConfig) {
 			t.Errorf("%s: %v", name, err)
@@ -143,7 +145,10 @@ func TestClientBadInput(t *testing.T) {
 	if c.ID() != "k" || c.Conn() == nil {
 		t.Fatalf("ID %q, Conn %v", c.ID(), c.Conn())
 	}
-	if _, ok := c.RTT(); ok {
-		t.Fatal("RTT without a heartbeat")
+	if err := c.Reconnect(nil); !errors.Is(err, core.ErrInvalidConfig) { // a nil context on purpose
+		t.Fatalf("Reconnect(nil): %v", err)
+	}
+	if err := c.Shutdown(nil, ws.StatusNormalClosure, ""); !errors.Is(err, core.ErrInvalidConfig) { // a nil context on purpose
+		t.Fatalf("Shutdown(nil): %v", err)
 	}
 }

@@ -643,12 +643,12 @@ func (c *Client) Close(code StatusCode, reason string) error {
 
 // Shutdown closes the client like Close (if it is not closing already) and
 // waits until it has ended or ctx is done. It returns nil when the client
-// ended by Close with nothing left unsent; an error matching ErrUnsent
-// when messages were left unsent (Unsent returns them); the client's own
-// error (Err) when it had ended otherwise, by giving up say; ctx's error
-// when ctx ended first (the close goes on). Called from a handler or the
-// on-reconnect hook, it would wait for its own return until ctx ends: call
-// Close there.
+// ended by Close with nothing left unsent; otherwise an error that matches
+// ErrUnsent when messages were left unsent (Unsent returns them), and the
+// client's own error (Err) when it had ended another way, by giving up say;
+// or, when ctx ended first, ctx's error (the close goes on). Called from a
+// handler or the on-reconnect hook, it would wait for its own return until
+// ctx ends: call Close there.
 func (c *Client) Shutdown(ctx context.Context, code StatusCode, reason string) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", core.ErrInvalidConfig)
@@ -663,13 +663,14 @@ func (c *Client) Shutdown(ctx context.Context, code StatusCode, reason string) e
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var errs []error
 	if c.err != ErrClientClosed {
-		return c.err
+		errs = append(errs, c.err)
 	}
 	if n := len(c.unsent); n > 0 {
-		return fmt.Errorf("%w: %d message(s); see Unsent", ErrUnsent, n)
+		errs = append(errs, fmt.Errorf("%w: %d message(s); see Unsent", ErrUnsent, n))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Reconnect replaces the current connection now: it closes it with 1000

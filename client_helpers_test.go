@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 const testTimeout = 10 * time.Second
@@ -45,17 +48,18 @@ type backend struct {
 	all      []*core.Conn  // every connection accepted, even those a test dropped
 	quit     chan struct{} // closed by stop: mute handlers give up
 	stopped  bool
-	got      []string       // messages received, in order
-	gotCh    chan string    // the same, as they come
-	arrived  chan struct{}  // one per connection registered
-	headers  []http.Header  // of every handshake accepted or refused
+	got      []string      // messages received, in order
+	gotCh    chan string   // the same, as they come
+	arrived  chan struct{} // one per connection registered
+	headers  []http.Header // of every handshake accepted or refused
+	handles  map[*core.Conn]*core.Handle
 	wg       sync.WaitGroup // the Serve goroutines
 	handlers sync.WaitGroup // the handlers
 }
 
 func newBackend(t *testing.T) *backend {
 	t.Helper()
-	b := &backend{t: t, gotCh: make(chan string, 1024), arrived: make(chan struct{}, 1024), quit: make(chan struct{})}
+	b := &backend{t: t, gotCh: make(chan string, 1024), arrived: make(chan struct{}, 1024), quit: make(chan struct{}), handles: map[*core.Conn]*core.Handle{}}
 	b.start("127.0.0.1:0")
 	t.Cleanup(b.stop)
 	return b
@@ -98,7 +102,7 @@ func (b *backend) stop() {
 	all := b.all
 	b.mu.Unlock()
 	for _, c := range all { // including those a test dropped from its view
-		_ = c.Abort(fmt.Errorf("backend: stopped"))
+		b.abort(c, "backend: stopped")
 	}
 	b.wg.Wait()
 	b.handlers.Wait()
@@ -123,13 +127,21 @@ func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(refuse), refuse)
 		return
 	}
-	up := &core.Upgrader{Config: core.Config{Handler: func(_ context.Context, f core.Frame) error {
-		b.mu.Lock()
-		b.got = append(b.got, string(f.Payload))
-		b.mu.Unlock()
-		b.gotCh <- string(f.Payload)
-		return nil
-	}}}
+	up := &core.Upgrader{Config: core.Config{
+		Handler: func(_ context.Context, f core.Frame) error {
+			b.mu.Lock()
+			b.got = append(b.got, string(f.Payload))
+			b.mu.Unlock()
+			b.gotCh <- string(f.Payload)
+			return nil
+		},
+		Plugins: []core.Plugin{core.PluginFunc(func(h *core.Handle) error {
+			b.mu.Lock()
+			b.handles[h.Conn()] = h
+			b.mu.Unlock()
+			return nil
+		})},
+	}}
 	c, err := up.Upgrade(w, r)
 	if err != nil {
 		return
@@ -143,7 +155,7 @@ func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		select { // never reads: no pong, no close answer
 		case <-c.Done():
 		case <-quit: // stopped: a connection registered after stop's sweep
-			_ = c.Abort(fmt.Errorf("backend: stopped"))
+			b.abort(c, "backend: stopped")
 		}
 		return
 	}
@@ -204,8 +216,16 @@ func (b *backend) abortAll() {
 	b.conns = nil
 	b.mu.Unlock()
 	for _, c := range conns {
-		_ = c.Abort(fmt.Errorf("backend: dropped"))
+		b.abort(c, "backend: dropped")
 	}
+}
+
+// abort ends c at once, without a close frame, through its handle.
+func (b *backend) abort(c *core.Conn, why string) {
+	b.mu.Lock()
+	h := b.handles[c]
+	b.mu.Unlock()
+	_ = h.Abort(errors.New(why))
 }
 
 // closeAll closes every live connection with code.
@@ -216,7 +236,7 @@ func (b *backend) closeAll(code ws.StatusCode, reason string) {
 	b.conns = nil
 	b.mu.Unlock()
 	for _, c := range conns {
-		go func() { _ = c.Close(code, reason) }()
+		_ = c.Close(code, reason) // starts the handshake; does not wait
 	}
 }
 
@@ -274,21 +294,21 @@ func newRecorder(t *testing.T, bus *events.Bus) *recorder {
 		add(fmt.Sprintf("disconnected %s %d @%s", e.ConnID, e.Code, at(e.At)))
 	})
 	sub(err)
-	_, err = events.Subscribe(bus, func(e events.ReconnectScheduled) {
+	_, err = events.Subscribe(bus, func(e retry.Scheduled) {
 		add(fmt.Sprintf("scheduled #%d in %v @%s", e.Attempt, e.Delay, at(e.At)))
 	})
 	sub(err)
-	_, err = events.Subscribe(bus, func(e events.ReconnectAttempt) { add(fmt.Sprintf("attempt #%d @%s", e.Attempt, at(e.At))) })
+	_, err = events.Subscribe(bus, func(e retry.Dialing) { add(fmt.Sprintf("attempt #%d @%s", e.Attempt, at(e.At))) })
 	sub(err)
-	_, err = events.Subscribe(bus, func(e events.Reconnected) {
+	_, err = events.Subscribe(bus, func(e retry.Reconnected) {
 		add(fmt.Sprintf("reconnected %s after %d, down %v @%s", e.ConnID, e.Attempts, e.Downtime, at(e.At)))
 	})
 	sub(err)
-	_, err = events.Subscribe(bus, func(e events.GaveUp) {
+	_, err = events.Subscribe(bus, func(e retry.GaveUp) {
 		add(fmt.Sprintf("gave up after %d @%s: %v", e.Attempts, at(e.At), e.LastErr))
 	})
 	sub(err)
-	_, err = events.Subscribe(bus, func(e events.HeartbeatTimeout) { add("heartbeat timeout " + e.ConnID + " @" + at(e.At)) })
+	_, err = events.Subscribe(bus, func(e heartbeat.Timeout) { add("heartbeat timeout " + e.ConnID + " @" + at(e.At)) })
 	sub(err)
 	return r
 }
@@ -311,7 +331,9 @@ func (r *recorder) expect(want string) string {
 // quiet checks that nothing else was published.
 func (r *recorder) quiet(bus *events.Bus) {
 	r.t.Helper()
-	bus.Wait()
+	if err := bus.Wait(testCtx(r.t)); err != nil {
+		r.t.Fatal(err)
+	}
 	select {
 	case got := <-r.ch:
 		r.t.Fatalf("unexpected event %q", got)

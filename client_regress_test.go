@@ -3,6 +3,7 @@ package tether_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -190,17 +191,41 @@ func TestClientHookErrorReachesTheClassifier(t *testing.T) {
 	}
 }
 
-// Found in review. A misconfigured plugin closes the connection with 1011
-// wrapping core.ErrInvalidConfig; that is not worth a retry.
+// A misconfigured plugin fails the connection it attaches to, closed with
+// 1011 and an error wrapping core.ErrInvalidConfig: on the first dial Dial
+// returns it; on a reconnect the classifier refuses it and the client gives
+// up at once.
 func TestClientGivesUpOnAMisconfiguredPlugin(t *testing.T) {
 	s := newSim(t)
 	b := newBackend(t)
-	c := dial(t, s, b.url(), tether.WithPlugin(&heartbeat.Heartbeat{})) // not made by New
+	_, err := tether.Dial(testCtx(t), b.url(), tether.WithClock(s.clock), tether.WithBus(s.bus),
+		tether.WithClientID("k"), tether.WithPlugin(&heartbeat.Heartbeat{})) // not made by New
+	if !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("Dial = %v, want ErrInvalidConfig", err)
+	}
 	s.rec.expect("connected k.1")
 	s.rec.expect("disconnected k.1 1011")
-	s.rec.expect("gave up after 0")
+	s.rec.quiet(s.bus) // the first dial is not retried
+
+	var attaches atomic.Int32
+	failSecond := core.PluginFunc(func(*core.Handle) error {
+		if attaches.Add(1) > 1 {
+			return fmt.Errorf("%w: broken on purpose", core.ErrInvalidConfig)
+		}
+		return nil
+	})
+	c := dial(t, s, b.url(), tether.WithClientID("k2"), tether.WithPlugin(failSecond))
+	s.rec.expect("connected k2.1")
+	b.drop()
+	s.rec.expect("disconnected k2.1 1006")
+	s.rec.expect("scheduled #1 in 1s")
+	s.wait(time.Second)
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k2.2")
+	s.rec.expect("disconnected k2.2 1011")
+	s.rec.expect("gave up after 1")
 	<-c.Done()
-	if !errors.Is(c.Err(), core.ErrInvalidConfig) {
+	if !errors.Is(c.Err(), core.ErrInvalidConfig) || !errors.Is(c.Err(), retry.ErrGaveUp) {
 		t.Fatalf("Err() = %v", c.Err())
 	}
 }
@@ -214,7 +239,7 @@ func TestClientCloseFromASubscriber(t *testing.T) {
 	var c *tether.Client
 	ready := make(chan struct{})
 	closed := make(chan error, 1)
-	if _, err := events.Subscribe(s.bus, func(e events.HeartbeatTimeout) {
+	if _, err := events.Subscribe(s.bus, func(e heartbeat.Timeout) {
 		<-ready
 		closed <- c.Close(ws.StatusNormalClosure, "")
 	}); err != nil {
@@ -238,7 +263,7 @@ func TestClientCloseFromASubscriber(t *testing.T) {
 	}
 	// A reconnect may have been scheduled before Close ran; none is attempted.
 	s.clock.Advance(time.Minute)
-	s.bus.Wait()
+	_ = s.bus.Wait(testCtx(t))
 	for {
 		select {
 		case ev := <-s.rec.ch:
@@ -298,7 +323,8 @@ func TestClientRefusedAtFlushIsUnsent(t *testing.T) {
 }
 
 // Messages queued when the client gives up are reported: by Unsent, and by
-// a Close called afterwards.
+// a Shutdown called afterwards, with the give-up; Close afterwards says the
+// client has ended.
 func TestClientCloseAfterGiveUpReportsUnsent(t *testing.T) {
 	s := newSim(t)
 	b := newBackend(t)
@@ -319,15 +345,15 @@ func TestClientCloseAfterGiveUpReportsUnsent(t *testing.T) {
 	s.rec.expect("attempt #1")
 	s.rec.expect("gave up after 1")
 	<-c.Done()
-	err = c.Close(ws.StatusNormalClosure, "")
-	if !errors.Is(err, tether.ErrUnsent) || !errors.Is(err, core.ErrClosed) || !errors.Is(err, retry.ErrGaveUp) {
+	if err := c.Close(ws.StatusNormalClosure, ""); !errors.Is(err, core.ErrClosed) || errors.Is(err, tether.ErrUnsent) {
 		t.Fatalf("Close after give-up = %v", err)
+	}
+	err = c.Shutdown(testCtx(t), ws.StatusNormalClosure, "")
+	if !errors.Is(err, tether.ErrUnsent) || !errors.Is(err, retry.ErrGaveUp) {
+		t.Fatalf("Shutdown after give-up = %v", err)
 	}
 	if u := c.Unsent(); len(u) != 1 || string(u[0].Payload) != "stranded" {
 		t.Fatalf("Unsent() = %v", u)
-	}
-	if err := c.Close(ws.StatusNormalClosure, ""); !errors.Is(err, core.ErrClosed) || errors.Is(err, tether.ErrUnsent) {
-		t.Fatalf("second Close = %v", err)
 	}
 }
 

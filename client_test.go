@@ -18,15 +18,32 @@ import (
 	"github.com/tetherws/tether/retry"
 )
 
-func dial(t *testing.T, s *sim, url string, opts ...tether.Option) *tether.Client {
+// dial dials url with the sim's clock and bus, and without the heartbeat
+// unless opts turn it on (its timer would share the fake clock with the
+// reconnect waits these tests step through).
+func dial(t *testing.T, s *sim, url string, opts ...tether.DialOption) *tether.Client {
 	t.Helper()
-	opts = append([]tether.Option{tether.WithClock(s.clock), tether.WithBus(s.bus), tether.WithClientID("k")}, opts...)
+	opts = append([]tether.DialOption{tether.WithClock(s.clock), tether.WithBus(s.bus), tether.WithClientID("k"), tether.WithoutHeartbeat()}, opts...)
 	c, err := tether.Dial(testCtx(t), url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close(ws.StatusNormalClosure, ""); <-c.Done() })
+	t.Cleanup(func() { shutdown(t, c) })
 	return c
+}
+
+// shutdown closes c and waits for its end, bounded: a client whose close
+// needs the fake clock to move fails the test instead of hanging it.
+func shutdown(t *testing.T, c *tether.Client) {
+	t.Helper()
+	_ = c.Close(ws.StatusNormalClosure, "")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout) // wall time: a guard against hangs, never reached when tests pass
+	defer cancel()
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Errorf("client %s did not end after Close (state %v)", c.ID(), c.State())
+	}
 }
 
 // The recipe's schedule against a server that refuses every handshake:
@@ -137,6 +154,7 @@ func TestClientCloseNeverReconnects(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	s.rec.expect("disconnected k.1 1000")
+	<-c.Done()
 	if !errors.Is(c.Err(), tether.ErrClientClosed) || !errors.Is(c.Err(), core.ErrClosed) {
 		t.Fatalf("Err() = %v", c.Err())
 	}
@@ -155,9 +173,11 @@ func TestClientCloseNeverReconnects(t *testing.T) {
 	if err := c2.SendText(testCtx(t), "never sent"); err != nil {
 		t.Fatal(err)
 	}
-	err := c2.Close(ws.StatusNormalClosure, "")
-	if !errors.Is(err, tether.ErrUnsent) {
-		t.Fatalf("Close with a queued message: %v", err)
+	if err := c2.Close(ws.StatusNormalClosure, ""); err != nil { // starts the close
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c2.Shutdown(testCtx(t), ws.StatusNormalClosure, ""); !errors.Is(err, tether.ErrUnsent) || errors.Is(err, retry.ErrGaveUp) {
+		t.Fatalf("Shutdown with a queued message: %v", err)
 	}
 	if u := c2.Unsent(); len(u) != 1 || string(u[0].Payload) != "never sent" {
 		t.Fatalf("Unsent() = %v", u)
@@ -275,7 +295,7 @@ func TestClientDoubleTriggerOneReconnect(t *testing.T) {
 	first := b.liveConns()
 	go func() { // the socket dies ...
 		for _, c := range first {
-			_ = c.Abort(errors.New("backend: dropped"))
+			b.abort(c, "backend: dropped")
 		}
 	}()
 	s.clock.Advance(10 * time.Second) // ... as the heartbeat times out

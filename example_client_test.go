@@ -9,13 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
-	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 // A client that survives its server dropping the connection: it
@@ -27,35 +26,34 @@ func ExampleDial() {
 	defer bus.Close()
 	timeline := make(chan string, 16)
 	start := clock.Now()
-	_, _ = events.Subscribe(bus, func(e events.ReconnectScheduled) {
+	_, _ = events.Subscribe(bus, func(e retry.Scheduled) {
 		timeline <- fmt.Sprintf("scheduled attempt %d in %v", e.Attempt, e.Delay)
 	})
-	_, _ = events.Subscribe(bus, func(e events.Reconnected) {
+	_, _ = events.Subscribe(bus, func(e retry.Reconnected) {
 		timeline <- fmt.Sprintf("reconnected at +%v after %d attempt(s)", e.At.Sub(start), e.Attempts)
 	})
 
-	// A server that answers protocol pings, echoes messages, and lets us
-	// kill its connections.
+	// A server that echoes messages, with a plugin of our own that keeps
+	// each connection's handle, so that we can kill the connection.
 	var mu sync.Mutex
-	var live []*core.Conn
-	grab := core.PluginFunc(func(_ context.Context, c *core.Conn) error {
+	var live []*core.Handle
+	grab := core.PluginFunc(func(h *core.Handle) error {
 		mu.Lock()
-		live = append(live, c)
+		live = append(live, h)
 		mu.Unlock()
 		return nil
 	})
-	h, _ := tether.Handler(tether.WithPlugin(grab), tether.WithHandler(func(ctx context.Context, f core.Frame) error {
-		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
+	srv, _ := tether.NewServer(tether.WithPlugin(grab), tether.WithHandler(func(ctx context.Context, f tether.Frame) error {
+		return tether.FromContext(ctx).Write(ctx, f.Op, f.Payload)
 	}))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
 
 	echoes := make(chan string, 4)
 	ctx := context.Background()
-	c, err := tether.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"),
+	c, err := tether.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"),
 		tether.WithClock(clock), tether.WithBus(bus),
-		tether.WithHeartbeat(heartbeat.Config{}),
-		tether.WithHandler(func(_ context.Context, f core.Frame) error { echoes <- string(f.Payload); return nil }),
+		tether.WithHandler(func(_ context.Context, f tether.Frame) error { echoes <- string(f.Payload); return nil }),
 	)
 	if err != nil {
 		fmt.Println(err)
@@ -74,12 +72,13 @@ func ExampleDial() {
 	fmt.Println(<-timeline)
 	fmt.Println("echo:", <-echoes)
 
-	_ = c.Close(ws.StatusNormalClosure, "bye")
-	fmt.Println("ended:", c.Err())
+	err = c.Shutdown(ctx, tether.StatusNormalClosure, "bye")
+	fmt.Println("shutdown:", err, "| ended:", c.Err())
+	_ = srv.Shutdown(ctx, tether.StatusGoingAway, "")
 	// Output:
 	// echo: first
 	// scheduled attempt 1 in 1s
 	// reconnected at +1s after 1 attempt(s)
 	// echo: sent while down
-	// ended: tether: client closed by Close
+	// shutdown: <nil> | ended: tether: client closed by Close
 }

@@ -23,10 +23,11 @@ import (
 	"github.com/tetherws/tether/tethertest"
 )
 
-// The whole stack on a fake clock: a server built with tether.Handler and
-// one clock closes a connection whose peer never answers the close frame,
-// after exactly the configured close timeout of simulated time, and the
-// Disconnected event carries the simulated timestamp. No wall-clock wait.
+// The whole stack on a fake clock: a server built with tether.NewServer
+// and one clock closes a connection whose peer never answers the close
+// frame after exactly the configured close timeout of simulated time:
+// Close returns at once, Done closes at the timeout, and the Disconnected
+// event carries the simulated timestamp. No wall-clock wait.
 func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := clockwork.NewFakeClockAt(start)
@@ -40,9 +41,9 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	defer unsub()
 
 	conns := make(chan *core.Conn, 1)
-	grab := core.PluginFunc(func(_ context.Context, c *core.Conn) error { conns <- c; return nil })
-	h, err := tether.Handler(tether.WithClock(clock), tether.WithBus(bus), tether.WithPlugin(grab),
-		tether.WithCloseTimeout(30*time.Second))
+	grab := core.PluginFunc(func(h *core.Handle) error { conns <- h.Conn(); return nil })
+	h, err := tether.NewServer(tether.WithClock(clock), tether.WithBus(bus), tether.WithPlugin(grab),
+		tether.WithCloseTimeout(30*time.Second), tether.WithoutHeartbeat()) // the close timer is the only one
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +62,13 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	}
 	sc := <-conns
 
-	closed := make(chan error, 1)
-	go func() { closed <- sc.Close(ws.StatusGoingAway, "maintenance") }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // wall time: hang guard only
-	defer cancel()
+	if err := sc.Close(ws.StatusGoingAway, "maintenance"); err != nil { // starts the close, returns at once
+		t.Fatalf("Close = %v", err)
+	}
+	if err := sc.Close(ws.StatusGoingAway, "again"); !errors.Is(err, core.ErrClosed) {
+		t.Fatalf("second Close = %v, want ErrClosed", err)
+	}
+	ctx := testCtx(t)
 	if err := clock.BlockUntilContext(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +76,19 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	if err := clock.BlockUntilContext(ctx, 1); err != nil { // still armed just before 30 s
 		t.Fatalf("the close timer fired early: %v", err)
 	}
+	select {
+	case <-sc.Done():
+		t.Fatal("the connection ended before the close timeout")
+	default:
+	}
 	clock.Advance(time.Millisecond)
-	if err := <-closed; !errors.Is(err, core.ErrCloseTimeout) {
-		t.Fatalf("Close = %v, want ErrCloseTimeout", err)
+	select {
+	case <-sc.Done():
+	case <-ctx.Done():
+		t.Fatal("the connection did not end at the close timeout")
+	}
+	if err := sc.Err(); !errors.Is(err, core.ErrCloseTimeout) || core.CloseStatus(err) != ws.StatusGoingAway {
+		t.Fatalf("Err() = %v, want 1001 with ErrCloseTimeout", err)
 	}
 	e := <-disconnected
 	if e.Code != ws.StatusGoingAway || e.Remote || !e.At.Equal(start.Add(30*time.Second)) {
@@ -95,7 +109,7 @@ func TestHeartbeatTimeoutThenReconnectOnFakeClock(t *testing.T) {
 	s := newSim(t)
 	b := newBackend(t)
 	pongs := make(chan time.Duration, 8)
-	if _, err := events.Subscribe(s.bus, func(e events.PongReceived) { pongs <- e.At.Sub(t0) }); err != nil {
+	if _, err := events.Subscribe(s.bus, func(e heartbeat.PongReceived) { pongs <- e.At.Sub(t0) }); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, s, b.url(), tether.WithHeartbeat(heartbeat.Config{}))
@@ -112,8 +126,8 @@ func TestHeartbeatTimeoutThenReconnectOnFakeClock(t *testing.T) {
 		}
 		s.wait(10 * time.Second) // the timeout check: answered
 	}
-	if rtt, ok := c.RTT(); !ok || rtt != 0 { // simulated time stands still between ping and pong
-		t.Fatalf("RTT() = %v, %v", rtt, ok)
+	if st, ok := heartbeat.StatsOf(c.Conn()); !ok || st.Answered != 2 || st.RTT != 0 { // simulated time stands still between ping and pong
+		t.Fatalf("StatsOf = %+v, %v", st, ok)
 	}
 	b.set(0, true) // from now on the server never reads
 	b.drop()
@@ -139,10 +153,10 @@ func TestHeartbeatTimeoutThenReconnectOnFakeClock(t *testing.T) {
 }
 
 // story is the recipe's world on a tethertest.Clock: an in-memory server
-// that answers pings, and one client "k" with the default heartbeat (30 s,
-// pong within 10 s) and retry (1, 2, 4, 8, 16 s, five attempts). The
-// client's events are recorded; the server publishes none, so the
-// sequence is the client's alone and exact.
+// that answers pings (its own heartbeat off), and one client "k" with the
+// default heartbeat (30 s, pong within 10 s) and retry (1, 2, 4, 8, 16 s,
+// five attempts). The client's events are recorded; the server publishes
+// none, so the sequence is the client's alone and exact.
 type story struct {
 	t     *testing.T
 	ctx   context.Context
@@ -153,26 +167,30 @@ type story struct {
 	c     *tether.Client
 }
 
-func newStory(t *testing.T, opts ...tether.Option) *story {
+func newStory(t *testing.T, opts ...tether.DialOption) *story {
 	t.Helper()
 	s := &story{t: t, ctx: testCtx(t), clock: tethertest.NewClock(t0), bus: events.NewBus()}
 	t.Cleanup(s.bus.Close)
 	s.clock.Watch(s.bus)
-	srv, err := tethertest.NewServer(tether.WithClock(s.clock))
+	srv, err := tethertest.NewServer(tether.WithClock(s.clock), tether.WithoutHeartbeat())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.srv = srv
 	t.Cleanup(func() { _ = srv.Close() })
 	lifecycle := tethertest.Keep(func(e events.Event) bool { // messages are checked at the server
-		return e.Topic() != events.TopicMessageIn && e.Topic() != events.TopicMessageOut
+		switch e.(type) {
+		case events.MessageIn, events.MessageOut:
+			return false
+		}
+		return true
 	})
 	if s.rec, err = tethertest.NewRecorder(s.bus, t0, lifecycle); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.rec.Close)
-	opts = append([]tether.Option{srv.DialOption(), tether.WithClock(s.clock), tether.WithBus(s.bus),
-		tether.WithClientID("k"), tether.WithHeartbeat(heartbeat.Config{})}, opts...)
+	opts = append([]tether.DialOption{srv.DialOption(), tether.WithClock(s.clock), tether.WithBus(s.bus),
+		tether.WithClientID("k")}, opts...) // the heartbeat is on by default
 	if s.c, err = tether.Dial(s.ctx, srv.URL(), opts...); err != nil {
 		t.Fatal(err)
 	}
@@ -350,15 +368,15 @@ func TestSoak24HoursOnFakeClock(t *testing.T) {
 	s := newStory(t)
 	var pongs, timeouts, reconnects, attempts int
 	count := func(n *int) func() { return func() { *n++ } }
-	subscribe(t, s.bus, func(events.PongReceived) { count(&pongs)() })
-	subscribe(t, s.bus, func(events.HeartbeatTimeout) { count(&timeouts)() })
-	subscribe(t, s.bus, func(events.Reconnected) { count(&reconnects)() })
-	subscribe(t, s.bus, func(events.ReconnectAttempt) { count(&attempts)() })
+	subscribe(t, s.bus, func(heartbeat.PongReceived) { count(&pongs)() })
+	subscribe(t, s.bus, func(heartbeat.Timeout) { count(&timeouts)() })
+	subscribe(t, s.bus, func(retry.Reconnected) { count(&reconnects)() })
+	subscribe(t, s.bus, func(retry.Dialing) { count(&attempts)() })
 	// A day of heartbeat lines is not needed (the counters say it): the
 	// recorder keeps what the test waits for between steps.
 	s.rec.Close()
 	var err error
-	if s.rec, err = tethertest.NewRecorder(s.bus, t0, tethertest.Topics(events.TopicReconnectScheduled, events.TopicReconnected)); err != nil {
+	if s.rec, err = tethertest.NewRecorder(s.bus, t0, tethertest.Topics(retry.Scheduled{}.Topic(), retry.Reconnected{}.Topic())); err != nil {
 		t.Fatal(err)
 	}
 	next := func(what string) {

@@ -79,7 +79,7 @@ func FuzzServerStack(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := tether.NewConfig(
+		up, err := tether.ServerUpgrader(
 			tether.WithClock(clockwork.NewFakeClock()),
 			tether.WithHeartbeat(heartbeat.Config{Mode: heartbeat.Text}),
 			tether.WithMaxMessageSize(1024),
@@ -99,7 +99,6 @@ func FuzzServerStack(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		up := &core.Upgrader{Config: cfg}
 		c, err := up.Accept(&phasedConn{req: bytes.NewReader([]byte(upgradeRequest)), frames: bytes.NewReader(stream)})
 		if err != nil {
 			t.Fatal(err)

@@ -34,13 +34,24 @@ func TestInvalidOptions(t *testing.T) {
 	}
 	for name, opt := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := tether.NewConfig(opt); !errors.Is(err, core.ErrInvalidConfig) {
-				t.Fatalf("NewConfig: %v, want ErrInvalidConfig", err)
+			if _, err := tether.ServerUpgrader(opt); !errors.Is(err, core.ErrInvalidConfig) {
+				t.Fatalf("ServerUpgrader: %v, want ErrInvalidConfig", err)
 			}
-			if _, err := tether.Handler(opt); !errors.Is(err, core.ErrInvalidConfig) {
-				t.Fatalf("Handler: %v, want ErrInvalidConfig", err)
+			if _, err := tether.NewServer(opt); !errors.Is(err, core.ErrInvalidConfig) {
+				t.Fatalf("NewServer: %v, want ErrInvalidConfig", err)
+			}
+			if _, err := tether.Dial(testCtx(t), "ws://127.0.0.1:1/", opt); !errors.Is(err, core.ErrInvalidConfig) {
+				t.Fatalf("Dial: %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+	for name, opt := range map[string]tether.ServerOption{
+		"nil check origin":  tether.WithCheckOrigin(nil),
+		"nil server option": nil,
+	} {
+		if _, err := tether.NewServer(opt); !errors.Is(err, core.ErrInvalidConfig) {
+			t.Errorf("%s: NewServer: %v, want ErrInvalidConfig", name, err)
+		}
 	}
 }
 
@@ -56,8 +67,8 @@ func TestOptionsReachEveryModule(t *testing.T) {
 		bus   *events.Bus
 	}
 	got := make(chan seen, 1)
-	probe := core.PluginFunc(func(_ context.Context, c *core.Conn) error {
-		got <- seen{c.Clock(), c.Bus()}
+	probe := core.PluginFunc(func(h *core.Handle) error {
+		got <- seen{h.Clock(), h.Bus()}
 		return nil
 	})
 	var order []string
@@ -70,7 +81,7 @@ func TestOptionsReachEveryModule(t *testing.T) {
 		}
 	}
 	handled := make(chan struct{}, 1)
-	h, err := tether.Handler(
+	h, err := tether.NewServer(
 		tether.WithClock(clock), tether.WithBus(bus), tether.WithPlugin(probe),
 		tether.WithMiddleware(middleware.Recover(), mark("a")),
 		tether.WithMiddleware(mark("b")),
@@ -102,36 +113,62 @@ func TestOptionsReachEveryModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
+	if err := h.Shutdown(testCtx(t), ws.StatusGoingAway, ""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestDefaultClockIsReal(t *testing.T) {
-	cfg, err := tether.NewConfig()
+	up, err := tether.ServerUpgrader()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(cfg.Clock.Now()); d < -time.Minute || d > time.Minute {
+	if d := time.Since(up.Config.Clock.Now()); d < -time.Minute || d > time.Minute {
 		t.Fatalf("default clock is %v away from the wall clock", d)
 	}
 }
 
-// WithHeartbeat adds one heartbeat plugin; a second WithHeartbeat replaces
-// it rather than running two heartbeats on every connection.
-func TestWithHeartbeatReplaces(t *testing.T) {
-	cfg, err := tether.NewConfig(
-		tether.WithHeartbeat(heartbeat.Config{Interval: 20 * time.Second}),
-		tether.WithPlugin(core.PluginFunc(func(context.Context, *core.Conn) error { return nil })),
-		tether.WithHeartbeat(heartbeat.Config{Interval: 5 * time.Second}),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+// heartbeats returns the heartbeat plugins among ps.
+func heartbeats(ps []core.Plugin) []*heartbeat.Heartbeat {
 	var hbs []*heartbeat.Heartbeat
-	for _, p := range cfg.Plugins {
+	for _, p := range ps {
 		if h, ok := p.(*heartbeat.Heartbeat); ok {
 			hbs = append(hbs, h)
 		}
 	}
-	if len(cfg.Plugins) != 2 || len(hbs) != 1 || hbs[0].Config().Interval != 5*time.Second {
-		t.Fatalf("plugins %v", cfg.Plugins)
+	return hbs
+}
+
+// The heartbeat is on by default, on both sides, with the recipe's 30 s
+// and 10 s, and first among the plugins (nearest the wire). WithHeartbeat
+// replaces it rather than running two on every connection, and
+// WithoutHeartbeat turns it off; the last of them wins.
+func TestHeartbeatOnByDefault(t *testing.T) {
+	other := core.PluginFunc(func(*core.Handle) error { return nil })
+	for name, tc := range map[string]struct {
+		opts     []tether.ServerOption
+		interval time.Duration // 0: no heartbeat
+	}{
+		"default":         {nil, heartbeat.DefaultInterval},
+		"replaced":        {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Interval: 20 * time.Second}), tether.WithPlugin(other), tether.WithHeartbeat(heartbeat.Config{Interval: 5 * time.Second})}, 5 * time.Second},
+		"off":             {[]tether.ServerOption{tether.WithPlugin(other), tether.WithoutHeartbeat()}, 0},
+		"off then on":     {[]tether.ServerOption{tether.WithoutHeartbeat(), tether.WithHeartbeat(heartbeat.Config{Interval: time.Minute})}, time.Minute},
+		"on then off":     {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Interval: time.Minute}), tether.WithoutHeartbeat()}, 0},
+		"with a plugin":   {[]tether.ServerOption{tether.WithPlugin(other)}, heartbeat.DefaultInterval},
+		"timeout default": {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Timeout: heartbeat.DefaultTimeout})}, heartbeat.DefaultInterval},
+	} {
+		up, err := tether.ServerUpgrader(tc.opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		hbs := heartbeats(up.Config.Plugins)
+		switch {
+		case tc.interval == 0 && len(hbs) != 0:
+			t.Errorf("%s: %d heartbeats, want none", name, len(hbs))
+		case tc.interval != 0 && (len(hbs) != 1 || up.Config.Plugins[0] != core.Plugin(hbs[0])):
+			t.Errorf("%s: plugins %v, want one heartbeat, first", name, up.Config.Plugins)
+		case tc.interval != 0 && (hbs[0].Config().Interval != tc.interval || hbs[0].Config().Timeout != min(heartbeat.DefaultTimeout, tc.interval)):
+			t.Errorf("%s: heartbeat %+v, want interval %v", name, hbs[0].Config(), tc.interval)
+		}
 	}
 }

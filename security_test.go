@@ -105,7 +105,7 @@ func (ca *testCA) leaf(t *testing.T, names ...string) tls.Certificate {
 // TCP connections it got (each a TLS handshake attempt).
 func tlsEcho(t *testing.T, cert tls.Certificate) (url string, conns *atomic.Int32) {
 	t.Helper()
-	h, err := tether.Handler(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
+	h, err := tether.NewServer(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
 		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
 	}))
 	if err != nil {
@@ -176,10 +176,10 @@ func TestClientTLSWithTestCA(t *testing.T) {
 			bus := events.NewBus()
 			defer bus.Close()
 			var scheduled atomic.Int32
-			if _, err := events.Subscribe(bus, func(events.ReconnectScheduled) { scheduled.Add(1) }); err != nil {
+			if _, err := events.Subscribe(bus, func(retry.Scheduled) { scheduled.Add(1) }); err != nil {
 				t.Fatal(err)
 			}
-			opts := []tether.Option{tether.WithClock(clock), tether.WithBus(bus), tether.WithRetryFirstDial()}
+			opts := []tether.DialOption{tether.WithClock(clock), tether.WithBus(bus), tether.WithRetryFirstDial()}
 			if tc.roots != nil {
 				opts = append(opts, tether.WithTLSConfig(&tls.Config{RootCAs: tc.roots}))
 			}
@@ -192,7 +192,7 @@ func TestClientTLSWithTestCA(t *testing.T) {
 			if tether.Retryable(err) {
 				t.Fatalf("Retryable(%v) = true", err)
 			}
-			bus.Wait()
+			_ = bus.Wait(testCtx(t))
 			if n, s := conns.Load(), scheduled.Load(); n != 1 || s != 0 {
 				t.Fatalf("%d TLS connections, %d reconnects scheduled; want 1 and 0", n, s)
 			}
@@ -207,7 +207,7 @@ func TestClientTLSWithTestCA(t *testing.T) {
 // clients (no Origin) connect. core.AllowAnyOrigin is the explicit opt-out.
 func TestCrossSiteHijackingRefused(t *testing.T) {
 	var handled atomic.Int32
-	h, err := tether.Handler(tether.WithHandler(func(context.Context, core.Frame) error { handled.Add(1); return nil }))
+	h, err := tether.NewServer(tether.WithHandler(func(context.Context, core.Frame) error { handled.Add(1); return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestCrossSiteHijackingRefused(t *testing.T) {
 // is refused with 1009 on a tether.Handler built with no option, as soon as
 // its header arrives.
 func TestHandlerDefaultMessageLimit(t *testing.T) {
-	h, err := tether.Handler()
+	h, err := tether.NewServer()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,30 +325,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// logEvents logs every event of type E published on bus with l, in full.
-func logEvents[E events.Event](t *testing.T, bus *events.Bus, l *slog.Logger) {
+// logAllEvents logs every event published on bus with l, in full.
+func logAllEvents(t *testing.T, bus *events.Bus, l *slog.Logger) {
 	t.Helper()
-	if _, err := events.Subscribe(bus, func(e E) {
-		l.Info("event", "topic", e.Topic().String(), "payload", fmt.Sprintf("%+v", e), "go", fmt.Sprintf("%#v", e))
+	if _, err := events.SubscribeAll(bus, func(e events.Event) {
+		l.Info("event", "topic", e.Topic(), "payload", fmt.Sprintf("%+v", e), "go", fmt.Sprintf("%#v", e))
 	}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func logAllEvents(t *testing.T, bus *events.Bus, l *slog.Logger) {
-	logEvents[events.Connected](t, bus, l)
-	logEvents[events.Disconnected](t, bus, l)
-	logEvents[events.MessageIn](t, bus, l)
-	logEvents[events.MessageOut](t, bus, l)
-	logEvents[events.Error](t, bus, l)
-	logEvents[events.HeartbeatSent](t, bus, l)
-	logEvents[events.PongReceived](t, bus, l)
-	logEvents[events.HeartbeatMissed](t, bus, l)
-	logEvents[events.HeartbeatTimeout](t, bus, l)
-	logEvents[events.ReconnectScheduled](t, bus, l)
-	logEvents[events.ReconnectAttempt](t, bus, l)
-	logEvents[events.Reconnected](t, bus, l)
-	logEvents[events.GaveUp](t, bus, l)
 }
 
 // Secrets in the URL's query, the userinfo password and the Authorization,
@@ -457,7 +441,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatalf("Dial = %v, want a handshake timeout", err)
 	}
 	logErr("handshake timeout", err)
-	s.bus.Wait()
+	_ = s.bus.Wait(testCtx(t))
 
 	logged := out.String()
 	for _, secret := range []string{querySecret, passSecret, bearerSecret, cookieSecret, protoSecret} {

@@ -18,20 +18,27 @@ import (
 	"github.com/tetherws/tether/core"
 )
 
-// Upgrade with an invalid option answers 500 and returns the error; with
-// valid options it hands back a connection configured by them.
-func TestUpgrade(t *testing.T) {
+// ServerUpgrader refuses an invalid option; with valid options it returns
+// the core.Upgrader a Server would use, whose Upgrade hands back a
+// connection configured by them (its handler, and the default heartbeat).
+func TestServerUpgrader(t *testing.T) {
+	if _, err := tether.ServerUpgrader(tether.WithMaxMessageSize(-1)); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("a bad option: %v", err)
+	}
 	got := make(chan string, 1)
+	up, err := tether.ServerUpgrader(tether.WithHandler(func(_ context.Context, f core.Frame) error {
+		got <- string(f.Payload)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heartbeats(up.Config.Plugins)) != 1 {
+		t.Fatalf("plugins %v, want the default heartbeat", up.Config.Plugins)
+	}
 	served := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		opts := []tether.Option{tether.WithHandler(func(_ context.Context, f core.Frame) error {
-			got <- string(f.Payload)
-			return nil
-		})}
-		if r.URL.Path == "/bad" {
-			opts = append(opts, tether.WithMaxMessageSize(-1))
-		}
-		c, err := tether.Upgrade(w, r, opts...)
+		c, err := up.Upgrade(w, r)
 		if err != nil {
 			served <- err
 			return
@@ -39,18 +46,8 @@ func TestUpgrade(t *testing.T) {
 		served <- c.Serve(r.Context())
 	}))
 	defer srv.Close()
-	base := "ws" + strings.TrimPrefix(srv.URL, "http")
 
-	_, err := core.Dial(context.Background(), base+"/bad", core.Config{})
-	var he *core.HandshakeError
-	if !errors.As(err, &he) || he.StatusCode != http.StatusInternalServerError {
-		t.Fatalf("dial /bad: %v, want HTTP 500", err)
-	}
-	if err := <-served; !errors.Is(err, core.ErrInvalidConfig) {
-		t.Fatalf("Upgrade with a bad option: %v", err)
-	}
-
-	c, err := core.Dial(context.Background(), base+"/good", core.Config{})
+	c, err := core.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), core.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +73,7 @@ func TestUpgrade(t *testing.T) {
 // request context's values, and that goroutine ends with the connection.
 func TestHandlerServesOnItsOwnGoroutine(t *testing.T) {
 	sawServer := make(chan bool, 1)
-	h, err := tether.Handler(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
+	h, err := tether.NewServer(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
 		sawServer <- ctx.Value(http.ServerContextKey) != nil
 		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
 	}))
@@ -214,7 +211,7 @@ func TestServerShutdownBoundedByCtx(t *testing.T) {
 // WithCheckOrigin lets a server accept the cross-origin browsers it trusts.
 func TestWithCheckOrigin(t *testing.T) {
 	ctx := testCtx(t)
-	h, err := tether.Handler(tether.WithCheckOrigin(func(origin, _ string) bool { return origin == "https://app.example" }))
+	h, err := tether.NewServer(tether.WithCheckOrigin(func(origin, _ string) bool { return origin == "https://app.example" }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +222,7 @@ func TestWithCheckOrigin(t *testing.T) {
 		d := core.Dialer{Header: http.Header{"Origin": {origin}}}
 		c, err := d.Dial(ctx, url)
 		if err == nil {
-			_ = c.Abort(nil)
+			_ = c.Close(ws.StatusNormalClosure, "") // not serving: releases the socket at once
 		}
 		return err
 	}
@@ -236,7 +233,7 @@ func TestWithCheckOrigin(t *testing.T) {
 	if err := dial("https://evil.example"); !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
 		t.Fatalf("other origin: %v, want 403", err)
 	}
-	if _, err := tether.Handler(tether.WithCheckOrigin(nil)); !errors.Is(err, core.ErrInvalidConfig) {
+	if _, err := tether.NewServer(tether.WithCheckOrigin(nil)); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Fatalf("WithCheckOrigin(nil): %v", err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/events"
-	"github.com/tetherws/tether/heartbeat"
 	"github.com/tetherws/tether/retry"
 	"github.com/tetherws/tether/tethertest"
 )
@@ -30,7 +29,7 @@ func TestRecipeStoryInSynctestBubble(t *testing.T) {
 		start := time.Now() // the bubble's clock
 		bus := events.NewBus()
 		defer bus.Close()
-		srv, err := tethertest.NewServer()
+		srv, err := tethertest.NewServer(tether.WithoutHeartbeat()) // the client's heartbeat finds the black hole, alone
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +40,7 @@ func TestRecipeStoryInSynctestBubble(t *testing.T) {
 		}
 		defer rec.Close()
 		c, err := tether.Dial(context.Background(), srv.URL(), srv.DialOption(), tether.WithBus(bus),
-			tether.WithClientID("k"), tether.WithHeartbeat(heartbeat.Config{}))
+			tether.WithClientID("k")) // the heartbeat is on by default
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +48,7 @@ func TestRecipeStoryInSynctestBubble(t *testing.T) {
 		expect := func(want ...string) {
 			t.Helper()
 			synctest.Wait() // every goroutine of the bubble is blocked: all that can happen now has
-			bus.Wait()
+			_ = bus.Wait(context.Background())
 			if got := rec.Take(); !slices.Equal(got, want) {
 				t.Fatalf("events:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/events"
-	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 	"github.com/tetherws/tether/tethertest"
 )
 
@@ -26,17 +26,16 @@ func Example() {
 	defer bus.Close()
 	clock.Watch(bus)
 	rec, _ := tethertest.NewRecorder(bus, start, tethertest.Keep(func(e events.Event) bool {
-		return e.Topic() != events.TopicError // the fatal Error event comes with every abort; leave it out here
+		return e.Topic() != (events.Error{}).Topic() // the fatal Error event comes with every abort; leave it out here
 	}))
 
-	srv, err := tethertest.NewServer(tether.WithClock(clock))
+	srv, err := tethertest.NewServer(tether.WithClock(clock), tether.WithoutHeartbeat()) // the client finds the half-open connection alone
 	if err != nil {
 		panic(err)
 	}
 	defer srv.Close()
-	c, err := tether.Dial(ctx, srv.URL(), srv.DialOption(),
+	c, err := tether.Dial(ctx, srv.URL(), srv.DialOption(), // the heartbeat is on: ping every 30 s, pong within 10 s
 		tether.WithClock(clock), tether.WithBus(bus), tether.WithClientID("app"),
-		tether.WithHeartbeat(heartbeat.Config{}), // ping every 30 s, pong within 10 s
 	)
 	if err != nil {
 		panic(err)
@@ -52,7 +51,7 @@ func Example() {
 	// it: wait for its event, then step to its next timer.
 	scheduled := func(n int) {
 		_, _ = rec.WaitFor(ctx, func(e events.Event) bool {
-			s, ok := e.(events.ReconnectScheduled)
+			s, ok := e.(retry.Scheduled)
 			return ok && s.Attempt == n
 		})
 	}
@@ -60,7 +59,7 @@ func Example() {
 	_ = clock.Step(ctx, time.Second, 1) // refused
 	scheduled(2)
 	_ = clock.Step(ctx, 2*time.Second, 1) // back
-	_, _ = rec.WaitFor(ctx, func(e events.Event) bool { return e.Topic() == events.TopicReconnected })
+	_, _ = rec.WaitFor(ctx, func(e events.Event) bool { return e.Topic() == (retry.Reconnected{}).Topic() })
 
 	for _, line := range rec.Lines() {
 		fmt.Println(line)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/retry"
 	"github.com/tetherws/tether/tethertest"
 )
 
@@ -106,12 +107,12 @@ func TestRegressSettleIgnoresCtxOnBlockedSubscriber(t *testing.T) {
 	defer bus.Close()
 	clock.Watch(bus)
 	release := make(chan struct{})
-	unsub, err := events.Subscribe(bus, func(events.GaveUp) { <-release })
+	unsub, err := events.Subscribe(bus, func(retry.GaveUp) { <-release })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unsub()
-	events.Publish(bus, events.GaveUp{ClientID: "k", At: t0})
+	events.Publish(bus, retry.GaveUp{ClientID: "k", At: t0})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond) // wall time: Settle must give up by then
 	defer cancel()
 	done := make(chan error, 1)

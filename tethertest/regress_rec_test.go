@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/retry"
 	"github.com/tetherws/tether/tethertest"
 )
 
@@ -24,13 +25,13 @@ func TestRegressWaitForIgnoresTake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rec.Close()
-	events.Publish(bus, events.ReconnectScheduled{ClientID: "k", Attempt: 1, Delay: time.Second, At: t0})
-	bus.Wait()
+	events.Publish(bus, retry.Scheduled{ClientID: "k", Attempt: 1, Delay: time.Second, At: t0})
+	bus.Wait(context.Background())
 	rec.Take()                                                      // the first outage is over and consumed
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond) // wall time: nothing will come
 	defer cancel()
 	e, err := rec.WaitFor(short, func(e events.Event) bool {
-		s, ok := e.(events.ReconnectScheduled)
+		s, ok := e.(retry.Scheduled)
 		return ok && s.Attempt == 1
 	})
 	if err == nil {
@@ -53,7 +54,7 @@ func TestRegressConcurrentWaitersLoseWakeup(t *testing.T) {
 		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond) // wall time: the event is published at once; this bounds the other waiter
 		started := make(chan struct{}, 2)
 		errs := make(chan error, 2)
-		for _, topic := range []events.Topic{events.TopicGaveUp, events.TopicReconnected} {
+		for _, topic := range []string{retry.GaveUp{}.Topic(), retry.Reconnected{}.Topic()} {
 			go func() {
 				started <- struct{}{}
 				_, err := rec.WaitFor(short, func(e events.Event) bool { return e.Topic() == topic })
@@ -63,8 +64,8 @@ func TestRegressConcurrentWaitersLoseWakeup(t *testing.T) {
 		<-started
 		<-started
 		time.Sleep(5 * time.Millisecond) // wall time: let both park
-		events.Publish(bus, events.Reconnected{ClientID: "k", At: t0})
-		bus.Wait()
+		events.Publish(bus, retry.Reconnected{ClientID: "k", At: t0})
+		bus.Wait(context.Background())
 		var reconnErr error
 		// the GaveUp waiter ends by its ctx; the Reconnected one must not
 		e1, e2 := <-errs, <-errs

@@ -116,7 +116,7 @@ type Server struct {
 	refuseN int // handshakes left to refuse; <0: until Accept
 	conns   []*core.Conn
 	handles map[*core.Conn]*core.Handle // for Abort, through the server's own plugin
-	arrived chan struct{} // signalled on each accepted connection
+	arrived chan struct{}               // signalled on each accepted connection
 	closed  bool
 
 	inbox chan core.Frame // messages the default handler received
@@ -368,11 +368,7 @@ func (s *Server) Delay(d time.Duration) {
 // server connection and returns without waiting for it.
 func (s *Server) CloseAll(code ws.StatusCode, reason string) {
 	for _, c := range s.Conns() {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			_ = c.Close(code, reason)
-		}()
+		_ = c.Close(code, reason) // starts the handshake, returns
 	}
 }
 

@@ -26,8 +26,9 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// world is a Clock, a server on it and a client "k" without heartbeat or
-// retry unless opts add them; inbox gets what the client receives.
+// world is a Clock, a server on it and a client "k", both without the
+// heartbeat unless opts add it (to the client); inbox gets what the client
+// receives.
 type world struct {
 	t     *testing.T
 	ctx   context.Context
@@ -38,18 +39,18 @@ type world struct {
 	inbox chan string
 }
 
-func newWorld(t *testing.T, opts ...tether.Option) *world {
+func newWorld(t *testing.T, opts ...tether.DialOption) *world {
 	t.Helper()
 	w := &world{t: t, ctx: testCtx(t), clock: tethertest.NewClock(t0), bus: events.NewBus(), inbox: make(chan string, 64)}
 	t.Cleanup(w.bus.Close)
 	w.clock.Watch(w.bus)
-	srv, err := tethertest.NewServer(tether.WithClock(w.clock))
+	srv, err := tethertest.NewServer(tether.WithClock(w.clock), tether.WithoutHeartbeat())
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.srv = srv
 	t.Cleanup(func() { _ = srv.Close() })
-	opts = append([]tether.Option{srv.DialOption(), tether.WithClock(w.clock), tether.WithBus(w.bus), tether.WithClientID("k"),
+	opts = append([]tether.DialOption{srv.DialOption(), tether.WithClock(w.clock), tether.WithBus(w.bus), tether.WithClientID("k"), tether.WithoutHeartbeat(),
 		tether.WithHandler(func(_ context.Context, f core.Frame) error { w.inbox <- string(f.Payload); return nil })}, opts...)
 	c, err := tether.Dial(w.ctx, srv.URL(), opts...)
 	if err != nil {
