@@ -161,17 +161,22 @@ func (c *Conn) attach(cfg Config) error {
 			return fmt.Errorf("tether: plugin %d (%T): %w", i, p, err)
 		}
 	}
-	in, err := NewChain(h.inbound...).Append(cfg.Inbound.mws...).compose(c.publishIn(cfg.Handler))
+	in, err := cfg.Inbound.compose(c.publishIn(cfg.Handler))
 	if err != nil {
 		return err
 	}
-	rev := make([]Middleware, 0, len(cfg.Outbound.mws)+len(h.outbound))
-	rev = append(rev, cfg.Outbound.mws...)
-	for i := len(h.outbound) - 1; i >= 0; i-- {
-		rev = append(rev, h.outbound[i])
+	for i := len(h.inbound) - 1; i >= 0; i-- { // the first plugin's ends up outermost
+		if in = h.inbound[i](in); in == nil {
+			return fmt.Errorf("%w: a plugin's inbound middleware returned a nil Handler", ErrInvalidConfig)
+		}
 	}
-	out, err := Chain{mws: rev}.compose(wd)
-	if err != nil {
+	out := wd
+	for _, mw := range h.outbound { // the first plugin's ends up innermost
+		if out = mw(out); out == nil {
+			return fmt.Errorf("%w: a plugin's outbound middleware returned a nil Handler", ErrInvalidConfig)
+		}
+	}
+	if out, err = cfg.Outbound.compose(out); err != nil {
 		return err
 	}
 	c.in, c.out = in, out

@@ -122,15 +122,21 @@ func (c *Conn) writeFrame(ctx context.Context, op ws.OpCode, p []byte, publish b
 // write waits on the socket, the connection is aborted, which releases the
 // write.
 func (c *Conn) writeFrameCtx(ctx context.Context, op ws.OpCode, p []byte, publish bool) error {
-	var aborted atomic.Bool
+	const writing, written, abandoned = 0, 1, 2
+	var state atomic.Int32
 	stop := context.AfterFunc(ctx, func() {
-		aborted.Store(true)
-		_ = c.abort(fmt.Errorf("tether: write abandoned: %w", context.Cause(ctx)), true)
+		if state.CompareAndSwap(writing, abandoned) {
+			_ = c.abort(fmt.Errorf("tether: write abandoned: %w", context.Cause(ctx)), true)
+		}
 	})
+	defer stop()
 	c.writers.Add(1)
 	err := c.writeFrameLoop(op, p, publish, false)
-	if !stop() && aborted.Load() && err != nil {
-		return fmt.Errorf("%w: %w", ErrClosed, ctx.Err())
+	if !state.CompareAndSwap(writing, written) { // the ctx ended first: the connection is aborted
+		if err == nil && publish {
+			c.release() // the MessageOut this write counted will not be published
+		}
+		return fmt.Errorf("%w: write abandoned: %w", ErrClosed, ctx.Err())
 	}
 	return err
 }
@@ -167,9 +173,6 @@ func (c *Conn) writeFrameLoop(op ws.OpCode, p []byte, publish, loop bool) error 
 	held := (err == nil && publish) || broken
 	if held && !c.hold() { // the connection finished meanwhile: no event
 		held = false
-		if err == nil {
-			publish = false
-		}
 	}
 	c.unlockWriter()
 	if broken {
