@@ -74,8 +74,9 @@ type Conn struct {
 	closePending atomic.Bool  // a close frame waits for the writer (closeCode, closeReason; under mu)
 
 	// Read state, owned by the read loop.
-	msg             []byte      // reassembly buffer for fragmented or large messages
-	lctx            *serveCtx   // the handlers' ctx; its identity marks the read loop's writes
+	msg             []byte    // reassembly buffer for fragmented or large messages
+	lctx            *serveCtx // the handlers' ctx (&lctxv); its identity marks the read loop's writes
+	lctxv           serveCtx
 	stopping        atomic.Bool // mirrors closing, for the read loop's per-frame check
 	controlHandlers []ControlHandler
 	activity        atomic.Uint64 // inbound frames so far, if countFrames; see Handle.Activity
@@ -110,9 +111,9 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 	if br == nil {
 		br = bufio.NewReaderSize(nc, cfg.ReadBufferSize)
 	}
-	if bw == nil {
+	if bw == nil && cfg.WriteBufferSize != DefaultWriteBufferSize {
 		bw = bufio.NewWriterSize(nc, cfg.WriteBufferSize)
-	}
+	} // else the first write takes a buffer from writerPool
 	id := cfg.ID
 	if id == "" {
 		id = "c" + strconv.FormatUint(connSeq.Add(1), 10)
@@ -132,7 +133,8 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 		refs:         1, // the connection's own, dropped by finish
 	}
 	c.handle.c = c
-	c.lctx = &serveCtx{conn: c, Context: context.Background()}
+	c.lctxv = serveCtx{conn: c, Context: context.Background()}
+	c.lctx = &c.lctxv
 	if events.Enabled[events.Connected](c.bus) {
 		events.Publish(c.bus, events.Connected{
 			ConnID: c.id, Client: c.client, Subprotocol: c.proto,
@@ -154,8 +156,9 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 func (c *Conn) attach(cfg Config) error {
 	defer c.attached.Store(true)
 	h := &c.handle
-	wd := Handler(c.writeData)
-	c.out = wd // a plugin that writes while it attaches goes straight to the wire
+	// c.out stays nil while there is no outbound middleware: Write then
+	// calls writeData itself (and a plugin that writes while it attaches
+	// goes straight to the wire).
 	for i, p := range cfg.Plugins {
 		if err := p.Attach(h); err != nil {
 			return fmt.Errorf("tether: plugin %d (%T): %w", i, p, err)
@@ -170,7 +173,12 @@ func (c *Conn) attach(cfg Config) error {
 			return fmt.Errorf("%w: a plugin's inbound middleware returned a nil Handler", ErrInvalidConfig)
 		}
 	}
-	out := wd
+	if len(h.outbound) == 0 && cfg.Outbound.Len() == 0 {
+		c.in = in
+		h.inbound, h.outbound = nil, nil
+		return nil
+	}
+	out := Handler(c.writeData)
 	for _, mw := range h.outbound { // the first plugin's ends up innermost
 		if out = mw(out); out == nil {
 			return fmt.Errorf("%w: a plugin's outbound middleware returned a nil Handler", ErrInvalidConfig)

@@ -12,10 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/jonboulle/clockwork"
 )
 
 // Dialer opens client connections. Its zero value dials with the defaults
@@ -126,80 +127,165 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		return nil, err
 	}
 
-	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var timedOut atomic.Bool
-	stopTimer := func() {}
+	dl := &dialing{d: d}
 	if d.HandshakeTimeout > 0 {
-		t := cfg.Clock.AfterFunc(d.HandshakeTimeout, func() {
-			timedOut.Store(true)
-			cancel()
-		})
-		stopTimer = func() { t.Stop() }
-		defer stopTimer()
+		dl.netDial = d.NetDial
+		if dl.netDial == nil {
+			dl.netDial = (&net.Dialer{}).DialContext
+		}
+		dl.mu.Lock()
+		dl.timer = cfg.Clock.AfterFunc(d.HandshakeTimeout, dl.expire)
+		dl.mu.Unlock()
 	}
-
-	var refused *HandshakeError
-	var limited *handshakeConn // gobwas reads a header line of any length into memory
 	wd := ws.Dialer{
-		WrapConn: func(nc net.Conn) net.Conn {
-			if nc == nil {
-				return nil // gobwas wraps a failed dial's nil too
-			}
-			limited = newHandshakeConn(nc, handshakeLimit(d.MaxHandshakeBytes))
-			return limited
-		},
+		WrapConn:        dl.wrapConn,
 		ReadBufferSize:  cfg.ReadBufferSize,
 		WriteBufferSize: cfg.WriteBufferSize,
 		Protocols:       d.Protocols,
 		TLSConfig:       d.TLSConfig,
 		NetDial:         d.NetDial,
-		OnStatusError: func(status int, _ []byte, resp io.Reader) {
-			// The refusal is in. The timer still bounds the read of its
-			// headers below (a server may send a status line and stall),
-			// and goes when they are read, before gobwas closes the socket,
-			// so that a test clock never sees the connection gone while its
-			// timer is still armed.
-			defer stopTimer()
-			// The headers of a refusal are read for Retry-After and the like,
-			// at most 64 KiB of them: a hostile server cannot make us buffer more.
-			br := bufio.NewReader(io.LimitReader(resp, 64<<10))
-			line, err := br.ReadSlice('\n')
-			if err != nil || !statusLineSays(line, status) {
-				return // gobwas reads "1:1" as 111: not an answer to report
-			}
-			refused = &HandshakeError{StatusCode: status}
-			line = bytes.Clone(line)
-			if r, err := http.ReadResponse(bufio.NewReader(io.MultiReader(bytes.NewReader(line), br)), nil); err == nil {
-				refused.Header = r.Header
-			}
-		},
+		OnStatusError:   dl.onStatusError,
+	}
+	if dl.timer != nil {
+		wd.NetDial = dl.dialNet // cancellable by the handshake timer
 	}
 	if len(d.Header) > 0 {
 		wd.Header = ws.HandshakeHeaderHTTP(d.Header)
 	}
-	nc, br, hs, err := wd.Dial(hctx, u.String())
+	dialURL := rawURL
+	if !strings.HasPrefix(rawURL, u.Scheme+"://") { // http(s) given, or upper case: gobwas wants ws(s)
+		dialURL = u.String()
+	}
+	// The caller's ctx goes to gobwas as it is: a ctx that can never end
+	// costs gobwas no watcher goroutine. The handshake timeout is the
+	// clock's timer, which cancels the connect and poisons the socket.
+	nc, br, hs, err := wd.Dial(ctx, dialURL)
+	if err == nil && dl.timer != nil && !dl.stopTimer() {
+		err = ErrHandshakeTimeout // the timer fired as the handshake finished: the socket is poisoned
+	}
 	if err != nil {
 		if nc != nil {
 			_ = nc.Close()
 		}
+		dl.stopTimer()
 		var se ws.StatusError
 		switch {
-		case refused != nil:
-			return nil, refused
+		case dl.refused != nil:
+			return nil, dl.refused
 		case errors.As(err, &se):
 			// Not three digits (gobwas parses any bytes as digits): no
 			// HTTP answer to report, or to retry after.
 			return nil, fmt.Errorf("tether: dial %s: %w", redactParsed(u), errBadStatus)
-		case timedOut.Load():
+		case dl.expired():
+			if errors.Is(err, ErrHandshakeTimeout) {
+				return nil, fmt.Errorf("%w after %v", ErrHandshakeTimeout, d.HandshakeTimeout)
+			}
 			return nil, fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, d.HandshakeTimeout, redactError(err, rawURL, u.String()))
 		}
 		// Errors of the layers below may quote the URL, query and all.
 		return nil, fmt.Errorf("tether: dial %s: %w", redactParsed(u), redactError(err, rawURL, u.String()))
 	}
-	if limited != nil && nc == net.Conn(limited) {
-		limited.lift() // br, if any, reads on through it
-		nc = limited.Conn
+	if nc == net.Conn(&dl.limited) {
+		dl.limited.lift() // br, if any, reads on through it
+		nc = dl.limited.Conn
 	}
 	return newConn(nc, br, nil, true, hs.Protocol, cfg)
+}
+
+// dialing is the state of one Dial, shared with the callbacks gobwas calls:
+// one allocation for all of them.
+type dialing struct {
+	d       *Dialer
+	limited handshakeConn // gobwas reads a header line of any length into memory
+	refused *HandshakeError
+	netDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	mu       sync.Mutex
+	timer    clockwork.Timer // the handshake timeout; nil: none
+	timedOut bool
+	cancel   context.CancelFunc // the connect's, while it runs
+	nc       net.Conn           // the transport, once connected
+}
+
+// expire is the handshake timer's callback: it cancels the connect under
+// way, or poisons the connected socket so that the handshake's read or
+// write fails at once.
+func (dl *dialing) expire() {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	dl.timedOut = true
+	if dl.cancel != nil {
+		dl.cancel()
+	}
+	if dl.nc != nil {
+		_ = dl.nc.SetDeadline(aLongTimeAgo) // wall time: a deadline in the past aborts the blocked handshake read or write
+	}
+}
+
+func (dl *dialing) expired() bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return dl.timedOut
+}
+
+// stopTimer stops the handshake timer and reports whether it had not
+// fired. The timer goes before gobwas closes a refused socket, so that a
+// test clock never sees the connection gone while its timer is armed.
+func (dl *dialing) stopTimer() bool {
+	if dl.timer == nil {
+		return true
+	}
+	return dl.timer.Stop()
+}
+
+// dialNet connects with a ctx the handshake timer can cancel.
+func (dl *dialing) dialNet(ctx context.Context, network, addr string) (net.Conn, error) {
+	dl.mu.Lock()
+	if dl.timedOut {
+		dl.mu.Unlock()
+		return nil, ErrHandshakeTimeout
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	dl.cancel = cancel
+	dl.mu.Unlock()
+	nc, err := dl.netDial(ctx, network, addr)
+	dl.mu.Lock()
+	dl.cancel = nil
+	dl.mu.Unlock()
+	cancel()
+	return nc, err
+}
+
+// wrapConn bounds what the server may send in its answer, and lets the
+// handshake timer reach the socket.
+func (dl *dialing) wrapConn(nc net.Conn) net.Conn {
+	if nc == nil {
+		return nil // gobwas wraps a failed dial's nil too
+	}
+	dl.limited = handshakeConn{Conn: nc, hr: handshakeReader{r: nc, left: handshakeLimit(dl.d.MaxHandshakeBytes)}}
+	dl.mu.Lock()
+	dl.nc = nc
+	if dl.timedOut {
+		_ = nc.SetDeadline(aLongTimeAgo) // wall time: the handshake is already over its time
+	}
+	dl.mu.Unlock()
+	return &dl.limited
+}
+
+// onStatusError reads the headers of a refusal (Retry-After and the like),
+// at most 64 KiB of them: a hostile server cannot make us buffer more. The
+// timer still bounds that read (a server may send a status line and
+// stall), and goes once they are read.
+func (dl *dialing) onStatusError(status int, _ []byte, resp io.Reader) {
+	defer dl.stopTimer()
+	br := bufio.NewReader(io.LimitReader(resp, 64<<10))
+	line, err := br.ReadSlice('\n')
+	if err != nil || !statusLineSays(line, status) {
+		return // gobwas reads "1:1" as 111: not an answer to report
+	}
+	dl.refused = &HandshakeError{StatusCode: status}
+	line = bytes.Clone(line)
+	if r, err := http.ReadResponse(bufio.NewReader(io.MultiReader(bytes.NewReader(line), br)), nil); err == nil {
+		dl.refused.Header = r.Header
+	}
 }

@@ -50,10 +50,6 @@ type handshakeConn struct {
 	hr handshakeReader
 }
 
-func newHandshakeConn(nc net.Conn, limit int) *handshakeConn {
-	return &handshakeConn{Conn: nc, hr: handshakeReader{r: nc, left: limit}}
-}
-
 func (h *handshakeConn) Read(p []byte) (int, error) { return h.hr.Read(p) }
 
 // lift ends the limit. It is called on the dialing goroutine once the

@@ -48,7 +48,12 @@ func (c *Conn) Write(ctx context.Context, op ws.OpCode, p []byte) error {
 	if op != ws.OpText && op != ws.OpBinary {
 		return fmt.Errorf("%w: opcode %d", ErrBadOpcode, op)
 	}
-	err := c.out(ctx, Frame{Op: op, Payload: p})
+	var err error
+	if c.out == nil {
+		err = c.writeData(ctx, Frame{Op: op, Payload: p})
+	} else {
+		err = c.out(ctx, Frame{Op: op, Payload: p})
+	}
 	if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		var ce *CloseError
 		if errors.As(err, &ce) {
