@@ -240,7 +240,10 @@ func closeClient(c *tether.Client, why string, closeTimeout time.Duration) error
 	}
 	// The client had ended on its own before the close (it gave up, or the
 	// peer closed a connection that was not to be retried), or it was still
-	// closing after the grace: say why.
+	// closing after the grace: say why, and what it could not send.
+	if n := len(c.Unsent()); n > 0 {
+		return fmt.Errorf("%s: %w; %d message(s) never sent", why, err, n)
+	}
 	return fmt.Errorf("%s: %w", why, err)
 }
 
