@@ -66,7 +66,7 @@ func benchServerEchoMem(b *testing.B, p peer, size int) {
 	go func() { defer close(done); p.serveConn(mc) }()
 	select {
 	case <-mc.upgraded:
-	case <-done: // tether.Handler returns once upgraded: done may come first
+	case <-done: // a tether.Server returns once upgraded: done may come first
 		select {
 		case <-mc.upgraded:
 		default:
@@ -79,7 +79,7 @@ func benchServerEchoMem(b *testing.B, p peer, size int) {
 	cpu := startCPU()
 	mc.start()
 	<-done        // the serving function returned
-	<-mc.closedCh // and the connection is over (tether.Handler serves on a goroutine of its own)
+	<-mc.closedCh // and the connection is over (a tether.Server serves on a goroutine of its own)
 	cpu.report(b, b.N)
 	b.StopTimer()
 	if got, want := mc.nwritten.Load(), int64(b.N)*int64(size); got < want {

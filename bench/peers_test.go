@@ -36,7 +36,8 @@ import (
 //   - coder: a second goroutine with a ticker calling Conn.Ping;
 //   - gws: the README's keep-alive: SetDeadline on open and on every ping
 //     (the client pings; the server answers and extends the deadline);
-//   - tether: the heartbeat plugin (tether.WithHeartbeat).
+//   - tether: the heartbeat plugin (tether.WithHeartbeat; without hb,
+//     tether.WithoutHeartbeat, since tether's is on by default).
 type peer struct {
 	name    string
 	handler http.Handler      // served by net/http over TCP
@@ -306,14 +307,18 @@ func echoHandler(ctx context.Context, f core.Frame) error {
 	return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
 }
 
-// tetherPeer: tether.Handler, the README's server. full adds the heartbeat
-// and three middlewares (Recover, MaxSize, Logging at Info level, so a
-// frame costs Logging one Enabled call).
+// tetherPeer: tether.NewServer, the README's server. Without hb, the
+// heartbeat (on by default in tether) is turned off, as the other peers
+// run none either. full adds the heartbeat and three middlewares (Recover,
+// MaxSize, Logging at Info level, so a frame costs Logging one Enabled
+// call).
 func tetherPeer(hb, full bool) peer {
-	opts := []tether.Option{tether.WithHandler(echoHandler)}
+	opts := []tether.ServerOption{tether.WithHandler(echoHandler)}
 	name := nTether
 	if hb {
 		opts = append(opts, tether.WithHeartbeat(heartbeat.Config{Interval: pingEvery}))
+	} else {
+		opts = append(opts, tether.WithoutHeartbeat())
 	}
 	if full {
 		name = nTetherMW
@@ -324,9 +329,9 @@ func tetherPeer(hb, full bool) peer {
 		logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		opts = append(opts, tether.WithMiddleware(middleware.Recover(), maxSize, middleware.Logging(logger, middleware.Inbound)))
 	}
-	h, err := tether.Handler(opts...)
+	s, err := tether.NewServer(opts...)
 	if err != nil {
 		panic(err)
 	}
-	return peer{name: name, handler: h}
+	return peer{name: name, handler: s}
 }

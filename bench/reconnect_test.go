@@ -53,9 +53,9 @@ func BenchmarkReconnect_Dial(b *testing.B) {
 			return err
 		}},
 		{nTether + "-core", func(ctx context.Context, url string) error {
-			c, err := core.Dial(ctx, url, core.Config{})
+			_, err := core.Dial(ctx, url, coreDrop)
 			if err == nil {
-				_ = c.Abort(nil)
+				err = dropped.Abort(nil)
 			}
 			return err
 		}},
@@ -76,19 +76,34 @@ func BenchmarkReconnect_Dial(b *testing.B) {
 			cpu.report(b, b.N)
 		})
 	}
-	b.Run("peer="+nTether+"-client", func(b *testing.B) { // Dial, the client's goroutine, Close
+	b.Run("peer="+nTether+"-client", func(b *testing.B) { // Dial, the client's goroutines, Shutdown
 		b.ReportAllocs()
+		// One bound for the whole run: a ctx per op would count in allocs/op.
+		bound, cancel := context.WithTimeout(ctx, 5*time.Minute) // wall time: hang guard only
+		defer cancel()
 		cpu := startCPU()
 		for b.Loop() {
-			c, err := tether.Dial(ctx, url)
+			// No heartbeat, as when it was off by default: what a dial
+			// costs; the heartbeat's cost is Liveness_ and Heartbeat_'s.
+			c, err := tether.Dial(ctx, url, tether.WithoutHeartbeat())
 			if err != nil {
 				b.Fatal(err)
 			}
-			_ = c.Close(ws.StatusNormalClosure, "")
+			if err := c.Shutdown(bound, ws.StatusNormalClosure, ""); err != nil {
+				b.Fatal(err)
+			}
 		}
 		cpu.report(b, b.N)
 	})
 }
+
+// dropped is the handle of the connection core.Dial just made with
+// coreDrop: aborting it drops the connection without a close frame, as
+// the other peers do (Abort is a plugin's operation).
+var (
+	dropped  *core.Handle
+	coreDrop = core.Config{Plugins: []core.Plugin{core.PluginFunc(func(h *core.Handle) error { dropped = h; return nil })}}
+)
 
 // BenchmarkRetry_PolicyNext: the delay before the next attempt, with the
 // default policy (exponential 1 s x2, full jitter, 5 attempts).
@@ -99,7 +114,7 @@ func BenchmarkRetry_PolicyNext(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		d, _ := p.Next(i%5+1, sink, time.Duration(i)*time.Millisecond)
+		d, _ := p.Next(retry.Outage{Attempt: i%5 + 1, Prev: sink, Elapsed: time.Duration(i) * time.Millisecond})
 		sink = d
 	}
 }

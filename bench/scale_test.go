@@ -30,11 +30,11 @@ func BenchmarkLiveness_PerFrame(b *testing.B) {
 		name string
 		hb   *heartbeat.Config
 	}{{"bare", nil}, {"heartbeat", &heartbeat.Config{Interval: time.Hour}}, {"anyframe", &heartbeat.Config{Interval: time.Hour, AnyFrame: true}}} {
-		opts := []tether.Option{tether.WithHandler(echoHandler)}
+		opts := []tether.ServerOption{tether.WithHandler(echoHandler), tether.WithoutHeartbeat()}
 		if v.hb != nil {
-			opts = append(opts, tether.WithHeartbeat(*v.hb))
+			opts[1] = tether.WithHeartbeat(*v.hb)
 		}
-		h, err := tether.Handler(opts...)
+		h, err := tether.NewServer(opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -57,18 +57,20 @@ func BenchmarkHeartbeat_Round(b *testing.B) {
 		}
 		clocks := make([]*clockwork.FakeClock, n)
 		conns := make([]*core.Conn, n)
+		handles := make([]*core.Handle, n) // to abort them at the end: a close would wait on the fake clock
 		var wg sync.WaitGroup
 		defer func() {
-			for _, c := range conns {
-				if c != nil {
-					_ = c.Abort(nil)
+			for _, h := range handles {
+				if h != nil {
+					_ = h.Abort(nil)
 				}
 			}
 			wg.Wait()
 		}()
 		for i := range n {
 			clocks[i] = clockwork.NewFakeClock()
-			up := &core.Upgrader{Config: core.Config{Clock: clocks[i], Plugins: []core.Plugin{hb}, ReadBufferSize: 256, WriteBufferSize: 256}}
+			keep := core.PluginFunc(func(h *core.Handle) error { handles[i] = h; return nil })
+			up := &core.Upgrader{Config: core.Config{Clock: clocks[i], Plugins: []core.Plugin{hb, keep}, ReadBufferSize: 256, WriteBufferSize: 256}}
 			c, err := up.Accept(newPongConn())
 			if err != nil {
 				b.Fatal(err)

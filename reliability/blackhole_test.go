@@ -15,6 +15,7 @@ import (
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 // A black hole mid-stream, 50 times in long mode: toxiproxy's timeout
@@ -54,7 +55,7 @@ func TestBlackHoleDetection(t *testing.T) {
 			} else {
 				step(t, clock, 1, hb.Interval)
 			}
-			await[events.PongReceived](log)
+			await[heartbeat.PongReceived](log)
 		}
 		// The onset, o whole seconds after the last ping (or the
 		// connection's start), anywhere in the cycle.
@@ -75,32 +76,37 @@ func TestBlackHoleDetection(t *testing.T) {
 		// published before the abort arms anything.
 		var seen []any
 		has := func(match func(any) bool) bool { return slices.ContainsFunc(seen, match) }
-		isTimeout := func(e any) bool { _, ok := e.(events.HeartbeatTimeout); return ok }
+		isTimeout := func(e any) bool { _, ok := e.(heartbeat.Timeout); return ok }
 		for !has(isTimeout) {
 			if clock.Since(onset) >= hb.Interval+hb.Timeout {
 				t.Fatalf("trial %d: nothing detected %v after the onset", trial, clock.Since(onset))
 			}
 			step(t, clock, 1, time.Second)
 			armed(t, clock, 1)
-			log.bus.Wait()
+			wctx, wcancel := context.WithTimeout(context.Background(), hangGuard) // wall time: hang guard only
+			err := log.bus.Wait(wctx)
+			wcancel()
+			if err != nil {
+				t.Fatalf("trial %d: the bus did not deliver: %v", trial, err)
+			}
 			seen = append(seen, log.pending()...)
 		}
-		for !has(func(e any) bool { _, ok := e.(events.ReconnectScheduled); return ok }) {
+		for !has(func(e any) bool { _, ok := e.(retry.Scheduled); return ok }) {
 			seen = append(seen, log.next())
 		}
 		var timeoutAt time.Time
-		var sched events.ReconnectScheduled
+		var sched retry.Scheduled
 		for _, e := range seen {
 			switch e := e.(type) {
-			case events.PongReceived:
+			case heartbeat.PongReceived:
 				t.Fatalf("trial %d: a pong came through the black hole: %+v", trial, e)
-			case events.HeartbeatTimeout:
+			case heartbeat.Timeout:
 				timeoutAt = e.At
 			case events.Disconnected:
 				if timeoutAt.IsZero() || !errors.Is(e.Err, heartbeat.ErrTimeout) || e.Code != ws.StatusAbnormalClosure {
 					t.Fatalf("trial %d: %s before or without the heartbeat timeout", trial, describe(e))
 				}
-			case events.ReconnectScheduled:
+			case retry.Scheduled:
 				sched = e
 			}
 		}
@@ -113,7 +119,7 @@ func TestBlackHoleDetection(t *testing.T) {
 		// The network heals; the reconnect follows after the first delay.
 		px.removeBoth("bh")
 		step(t, clock, 1, sched.Delay)
-		rc := await[events.Reconnected](log)
+		rc := await[retry.Reconnected](log)
 		if want := timeoutAt.Add(sched.Delay); !rc.At.Equal(want) {
 			t.Fatalf("trial %d: reconnected at %v, want %v (one delay after the timeout)", trial, rc.At, want)
 		}
@@ -121,7 +127,7 @@ func TestBlackHoleDetection(t *testing.T) {
 	}
 	wallPer := time.Since(wall) / time.Duration(trials) // wall time: reported, never asserted
 
-	if err := c.Close(ws.StatusNormalClosure, "bye"); err != nil {
+	if err := c.Shutdown(guarded(t), ws.StatusNormalClosure, "bye"); err != nil { // the server answers the close: no wait on the clock
 		t.Fatal(err)
 	}
 	px.stop()

@@ -35,8 +35,9 @@ type app struct {
 	full       atomic.Int64 // Sends refused with ErrBufferFull (retried later: not accepted)
 	sendErr    atomic.Value // the error that stopped the sender, if any
 	ackCh      chan struct{}
-	upCh       chan struct{} // a reconnect's hook ran
-	done       chan struct{} // the sender returned
+	upCh       chan struct{}               // a reconnect's hook ran
+	done       chan struct{}               // the sender returned
+	handle     atomic.Pointer[core.Handle] // the latest connection's: the test may abort it
 }
 
 func newApp(id string, m mode, extra int) *app {
@@ -52,10 +53,12 @@ func poke(ch chan struct{}) {
 }
 
 // options are the client options the protocol needs: the acknowledgement
-// handler and the on-reconnect hook.
-func (a *app) options() []tether.Option {
-	return []tether.Option{
+// handler and the on-reconnect hook; and a plugin that keeps each
+// connection's handle, for abort.
+func (a *app) options() []tether.DialOption {
+	return []tether.DialOption{
 		tether.WithClientID(a.id),
+		tether.WithPlugin(core.PluginFunc(func(h *core.Handle) error { a.handle.Store(h); return nil })),
 		tether.WithHandler(func(_ context.Context, f core.Frame) error {
 			if n, ok := bytes.CutPrefix(f.Payload, []byte("a ")); ok {
 				if v, err := strconv.ParseInt(string(n), 10, 64); err == nil {
@@ -170,6 +173,18 @@ func (a *app) sendOne(t *testing.T) {
 			t.Fatalf("%s: the send buffer stays full", a.id)
 		}
 	}
+}
+
+// abort ends the client's current connection without a close frame, as a
+// dying network would, with cause; it reports false when there is none
+// (the client is reconnecting).
+func (a *app) abort(cause error) bool {
+	conn, h := a.c.Conn(), a.handle.Load()
+	if conn == nil || h == nil || h.Conn() != conn {
+		return false
+	}
+	_ = h.Abort(cause)
+	return true
 }
 
 // state describes the client, for failure messages.

@@ -183,9 +183,7 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 			// one. End it from the client, so that the cycle goes on
 			// through the new proxy; the cycle is counted apart.
 			res.notApplied++
-			if conn := r.app.c.Conn(); conn != nil { // nil: the old proxy closed it already
-				_ = conn.Abort(errNotApplied)
-			}
+			r.app.abort(errNotApplied) // false: the old proxy closed it already
 		}
 		if f.silent && applied {
 			step(t, r.clock, 1, hb.Interval) // the ping, into the black hole
@@ -193,10 +191,10 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 		}
 		d := await[events.Disconnected](r.log)
 		res.causes[cause(d.Err)]++
-		s := await[events.ReconnectScheduled](r.log)
+		s := await[retry.Scheduled](r.log)
 		if f.failAttempt && applied && r.rnd.IntN(3) == 0 {
 			step(t, r.clock, 1, s.Delay) // an attempt while the fault lasts
-			s = await[events.ReconnectScheduled](r.log)
+			s = await[retry.Scheduled](r.log)
 			res.causes["attempt failed: "+cause(s.Cause)]++
 			res.failedAttempts++
 		}
@@ -205,7 +203,7 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 			step(t, r.clock, 1, s.Delay)
 			e := r.log.next()
 			for {
-				if _, ok := e.(events.ReconnectAttempt); !ok {
+				if _, ok := e.(retry.Dialing); !ok {
 					break
 				}
 				e = r.log.next()
@@ -213,7 +211,7 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 			if _, ok := e.(events.Connected); ok {
 				break
 			}
-			if s2, ok := e.(events.ReconnectScheduled); ok {
+			if s2, ok := e.(retry.Scheduled); ok {
 				s = s2
 				res.failedAttempts++
 				continue
@@ -251,7 +249,7 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 		}
 	}
 	r.srv.kill()
-	await[events.ReconnectScheduled](r.log)
+	await[retry.Scheduled](r.log)
 	const tail = 5
 	for range tail {
 		n := r.app.sentHi.Load() + 1
@@ -263,9 +261,10 @@ func runScenario(t *testing.T, sc scenario, m mode) result {
 	if q := c.Queued(); q != tail {
 		t.Fatalf("Queued() = %d, want %d", q, tail)
 	}
-	err = c.Close(ws.StatusNormalClosure, "bye")
+	// No connection to close: the client ends without waiting on the clock.
+	err = c.Shutdown(guarded(t), ws.StatusNormalClosure, "bye")
 	if !errors.Is(err, tether.ErrUnsent) {
-		t.Fatalf("Close = %v, want ErrUnsent", err)
+		t.Fatalf("Shutdown = %v, want ErrUnsent", err)
 	}
 	unsent := c.Unsent()
 	if len(unsent) != tail {

@@ -9,6 +9,8 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 // evlog records a client's lifecycle events in the order the bus delivers
@@ -31,14 +33,14 @@ func newEvlog(t *testing.T) *evlog {
 	}
 	sub(events.Subscribe(bus, func(e events.Connected) { add(e) }))
 	sub(events.Subscribe(bus, func(e events.Disconnected) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.ReconnectScheduled) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.ReconnectAttempt) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.Reconnected) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.GaveUp) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.HeartbeatSent) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.PongReceived) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.HeartbeatMissed) { add(e) }))
-	sub(events.Subscribe(bus, func(e events.HeartbeatTimeout) { add(e) }))
+	sub(events.Subscribe(bus, func(e retry.Scheduled) { add(e) }))
+	sub(events.Subscribe(bus, func(e retry.Dialing) { add(e) }))
+	sub(events.Subscribe(bus, func(e retry.Reconnected) { add(e) }))
+	sub(events.Subscribe(bus, func(e retry.GaveUp) { add(e) }))
+	sub(events.Subscribe(bus, func(e heartbeat.PingSent) { add(e) }))
+	sub(events.Subscribe(bus, func(e heartbeat.PongReceived) { add(e) }))
+	sub(events.Subscribe(bus, func(e heartbeat.PingMissed) { add(e) }))
+	sub(events.Subscribe(bus, func(e heartbeat.Timeout) { add(e) }))
 	return l
 }
 
@@ -60,7 +62,7 @@ func await[E any](l *evlog) E {
 	l.t.Helper()
 	for {
 		e := l.next()
-		if g, ok := e.(events.GaveUp); ok {
+		if g, ok := e.(retry.GaveUp); ok {
 			l.t.Fatalf("the client gave up: %v", g.LastErr)
 		}
 		if v, ok := e.(E); ok {
@@ -89,8 +91,8 @@ func describe(e any) string {
 	switch e := e.(type) {
 	case events.Disconnected:
 		return fmt.Sprintf("Disconnected %s %d: %v", e.ConnID, e.Code, e.Err)
-	case events.ReconnectScheduled:
-		return fmt.Sprintf("ReconnectScheduled #%d in %v: %v", e.Attempt, e.Delay, e.Cause)
+	case retry.Scheduled:
+		return fmt.Sprintf("Scheduled #%d in %v: %v", e.Attempt, e.Delay, e.Cause)
 	default:
 		return fmt.Sprintf("%T %+v", e, e)
 	}

@@ -40,11 +40,11 @@ func TestLatencyJitter(t *testing.T) {
 	// cores shared with other jobs, the race detector; stalls of 450 ms
 	// were seen) cannot pass for a slow network.
 	cfg := heartbeat.Config{Interval: 3 * time.Second, Timeout: 3 * time.Second}
-	c, err := tether.Dial(ctx, px.url(), tether.WithBus(log.bus), tether.WithHeartbeat(cfg), tether.WithRetry(nil))
+	c, err := tether.Dial(ctx, px.url(), tether.WithBus(log.bus), tether.WithHeartbeat(cfg), tether.WithoutRetry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := tether.Dial(ctx, slow.url(), tether.WithBus(slowLog.bus), tether.WithHeartbeat(cfg), tether.WithRetry(nil))
+	sc, err := tether.Dial(ctx, slow.url(), tether.WithBus(slowLog.bus), tether.WithHeartbeat(cfg), tether.WithoutRetry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,20 +59,20 @@ func TestLatencyJitter(t *testing.T) {
 		ev := log.next()
 		trace = append(trace, fmt.Sprintf("%s %s", time.Now().Format("05.000"), describe(ev))) // wall time: a trace for the failure message
 		switch e := ev.(type) {
-		case events.PongReceived:
+		case heartbeat.PongReceived:
 			rtts = append(rtts, e.RTT)
 			if e.RTT < 2*(latency-jitter) {
 				t.Errorf("pong %d: RTT %v, below the %v the proxy adds", e.Seq, e.RTT, 2*(latency-jitter))
 			}
-		case events.HeartbeatMissed, events.HeartbeatTimeout, events.Disconnected:
+		case heartbeat.PingMissed, heartbeat.Timeout, events.Disconnected:
 			t.Fatalf("false alarm with RTT below the timeout: %s\n%s", describe(e), strings.Join(trace[max(0, len(trace)-12):], "\n"))
 		}
 	}
-	rtt, ok := c.RTT()
-	if !ok || rtt < 2*(latency-jitter) {
-		t.Errorf("Client.RTT() = %v, %v", rtt, ok)
+	st, ok := heartbeat.StatsOf(c.Conn())
+	if !ok || st.RTT < 2*(latency-jitter) {
+		t.Errorf("heartbeat.StatsOf(c.Conn()).RTT = %v, %v", st.RTT, ok)
 	}
-	if err := c.Close(ws.StatusNormalClosure, "bye"); err != nil {
+	if err := c.Shutdown(guarded(t), ws.StatusNormalClosure, "bye"); err != nil {
 		t.Fatal(err)
 	}
 	lo, hi, sum := rtts[0], rtts[0], time.Duration(0)
@@ -84,7 +84,7 @@ func TestLatencyJitter(t *testing.T) {
 		hi.Round(time.Millisecond), cfg.Timeout)
 
 	// Above the timeout.
-	to := await[events.HeartbeatTimeout](slowLog)
+	to := await[heartbeat.Timeout](slowLog)
 	<-sc.Done()
 	if !errors.Is(sc.Err(), heartbeat.ErrTimeout) {
 		t.Fatalf("Err() = %v, want heartbeat.ErrTimeout", sc.Err())

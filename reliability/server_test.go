@@ -183,11 +183,21 @@ func (l *ledger) waitLast(t *testing.T, id string, seq int64, state func() strin
 // tests pass.
 const hangGuard = 30 * time.Second
 
+// guarded returns a context that ends hangGuard from now, for one wait.
+func guarded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard) // wall time: hang guard only
+	t.Cleanup(cancel)
+	return ctx
+}
+
 var errServerDown = errors.New("test server: down")
 
-// server is a tether server (tether.Handler) on a loopback port that a test
-// kills (listener closed, every connection aborted: the peers see the
-// socket die) and restarts on the same port.
+// server is a tether server (tether.NewServer) on a loopback port that a
+// test kills (listener closed, every connection aborted: the peers see the
+// socket die) and restarts on the same port. It runs no heartbeat (tether's
+// is on by default): a peer's death is the client's to find, as it was
+// when these tests were written, and the server's pings would add traffic
+// the figures do not account for.
 type server struct {
 	t    *testing.T
 	led  *ledger
@@ -197,34 +207,36 @@ type server struct {
 	mu       sync.Mutex
 	hs       *http.Server
 	down     bool
-	conns    map[*core.Conn]struct{}
-	serving  sync.WaitGroup // http.Server.Serve goroutines
-	handlers sync.WaitGroup // HTTP handlers (hijacked: http.Server.Close does not wait for them); each returns once its connection is set up
+	conns    map[*core.Conn]*core.Handle // the handle aborts the connection
+	serving  sync.WaitGroup              // http.Server.Serve goroutines
+	handlers sync.WaitGroup              // HTTP handlers (hijacked: http.Server.Close does not wait for them); each returns once its connection is set up
 	// live counts the connections the track plugin accepted, each released
 	// when its Done closes (read loop ended, so no frame of it can reach the
-	// ledger any more). tether.Handler serves each connection on its own
+	// ledger any more). A tether.Server serves each connection on its own
 	// goroutine and returns, so handlers alone does not cover them.
 	live sync.WaitGroup
 }
 
 func newServer(t *testing.T, led *ledger) *server {
 	t.Helper()
-	s := &server{t: t, led: led, conns: map[*core.Conn]struct{}{}}
-	track := core.PluginFunc(func(_ context.Context, c *core.Conn) error {
+	s := &server{t: t, led: led, conns: map[*core.Conn]*core.Handle{}}
+	track := core.PluginFunc(func(h *core.Handle) error {
+		c := h.Conn()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.down { // accepted just as the server was killed
 			return errServerDown
 		}
-		s.conns[c] = struct{}{}
+		s.conns[c] = h
 		s.live.Go(func() { <-c.Done() }) // under mu, with down false: kill's Wait cannot have started
-		return c.OnClose(func() {
+		return h.OnClose(func() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
 		})
 	})
-	h, err := tether.Handler(
+	h, err := tether.NewServer(
+		tether.WithoutHeartbeat(),
 		tether.WithPlugin(track),
 		tether.WithHandler(func(ctx context.Context, f core.Frame) error {
 			if ack, ok := led.receive(core.FromContext(ctx), f.Payload); ok {
@@ -278,13 +290,13 @@ func (s *server) kill() {
 	}
 	s.serving.Wait()
 	s.mu.Lock()
-	conns := make([]*core.Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
+	handles := make([]*core.Handle, 0, len(s.conns))
+	for _, h := range s.conns {
+		handles = append(handles, h)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Abort(errServerDown)
+	for _, h := range handles {
+		_ = h.Abort(errServerDown)
 	}
 	s.handlers.Wait()
 	done := make(chan struct{})

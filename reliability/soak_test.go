@@ -160,8 +160,8 @@ func TestSoak(t *testing.T) {
 			// and the close handshake may fail only because the link is
 			// going (the server is not killed now, the proxies have no
 			// toxic), which it must not either.
-			if err := a.c.Close(ws.StatusNormalClosure, "bye"); err != nil {
-				t.Errorf("%s: Close = %v", a.id, err)
+			if err := a.c.Shutdown(guarded(t), ws.StatusNormalClosure, "bye"); err != nil {
+				t.Errorf("%s: Shutdown = %v", a.id, err)
 			}
 		}()
 	}

@@ -88,13 +88,14 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return err
 	}
 	defer unsub()
-	defer bus.Wait() // every event printed before we return
+	defer drain(bus) // every event printed before we return
 
 	onMessage := func(_ context.Context, f core.Frame) error {
 		printMessage(out, f)
 		return nil
 	}
-	c, err := tether.Dial(ctx, url, append(opts, tether.WithBus(bus), tether.WithHandler(onMessage), tether.WithClientID(id))...)
+	opts = append(opts, tether.WithBus(bus), tether.WithHandler(onMessage), tether.WithClientID(id))
+	c, err := tether.Dial(ctx, url, opts...)
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", core.RedactURL(url), err)
 	}
@@ -106,6 +107,7 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	// The sender is a goroutine of its own: a send blocked because the peer
 	// stopped reading must not keep this loop from seeing an interrupt.
 	p := &pump{c: c, evw: evw, lines: lines, readDone: readDone, stop: stop}
+	closeTimeout := cf.closeTimeout
 	sent := make(chan pumpResult, 1)
 	senderDone := make(chan struct{})
 	go func() { defer close(senderDone); sent <- p.run(ctx) }()
@@ -124,26 +126,26 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		case res.ended:
 			return finish(ended(c, url))
 		case res.interrupted:
-			return finish(interrupted(c, evw))
+			return finish(interrupted(c, evw, closeTimeout))
 		case res.stdinErr != nil: // a line too long or a failed read: say so, say goodbye, fail
 			evw.write(time.Now(), "", "stdin.error", "reading stdin: "+res.stdinErr.Error(), map[string]any{"err": res.stdinErr.Error()})
-			return finish(errors.Join(fmt.Errorf("reading stdin: %w", res.stdinErr), closeClient(c, "stdin failed")))
+			return finish(errors.Join(fmt.Errorf("reading stdin: %w", res.stdinErr), closeClient(c, "stdin failed", closeTimeout)))
 		default: // stdin ended: say goodbye
-			return finish(closeClient(c, "stdin closed"))
+			return finish(closeClient(c, "stdin closed", closeTimeout))
 		}
 	case <-c.Done():
 		return finish(ended(c, url))
 	case <-ctx.Done():
-		return finish(interrupted(c, evw))
+		return finish(interrupted(c, evw, closeTimeout))
 	}
 }
 
 // interrupted closes the client after SIGINT or SIGTERM. main stops
 // catching signals once the first arrived: a second one kills the process
-// while Close waits for the peer (at most --close-timeout).
-func interrupted(c *tether.Client, evw *lineWriter) error {
+// while the close waits for the peer (at most --close-timeout).
+func interrupted(c *tether.Client, evw *lineWriter, closeTimeout time.Duration) error {
 	evw.write(time.Now(), "", "interrupted", "interrupted: closing (interrupt again to quit at once)", map[string]any{})
-	return closeClient(c, "interrupted")
+	return closeClient(c, "interrupted", closeTimeout)
 }
 
 // pump sends the lines of stdin as text messages, in order.
@@ -217,16 +219,32 @@ func readLines(r io.Reader, lines chan<- string, done chan<- error, stop <-chan 
 	done <- err
 }
 
-// closeClient closes c normally and reports messages that never left.
-func closeClient(c *tether.Client, why string) error {
-	err := c.Close(ws.StatusNormalClosure, "bye")
-	if errors.Is(err, tether.ErrUnsent) {
+// closeGrace is how long closeClient waits past the close timeout: the
+// close handshake is bounded by --close-timeout on the client's clock, and
+// the client ends right after; this only guards against a hang.
+const closeGrace = 5 * time.Second
+
+// closeClient closes c normally, waits until it has ended (the peer
+// answered, or --close-timeout passed), and reports messages that never
+// left.
+func closeClient(c *tether.Client, why string, closeTimeout time.Duration) error {
+	// wall time: a hang guard beyond the close timeout, itself on the client's (real) clock.
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout+closeGrace)
+	defer cancel()
+	err := c.Shutdown(ctx, ws.StatusNormalClosure, "bye")
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tether.ErrUnsent):
 		return fmt.Errorf("%s while reconnecting: %d message(s) never sent", why, len(c.Unsent()))
 	}
-	if err != nil && errors.Is(err, core.ErrClosed) && c.Err() != nil && c.Err() != tether.ErrClientClosed {
-		return fmt.Errorf("%s: %w", why, c.Err())
+	// The client had ended on its own before the close (it gave up, or the
+	// peer closed a connection that was not to be retried), or it was still
+	// closing after the grace: say why, and what it could not send.
+	if n := len(c.Unsent()); n > 0 {
+		return fmt.Errorf("%s: %w; %d message(s) never sent", why, err, n)
 	}
-	return nil
+	return fmt.Errorf("%s: %w", why, err)
 }
 
 // ended explains why the client stopped on its own. url is printed

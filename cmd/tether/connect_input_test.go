@@ -282,3 +282,22 @@ func TestPrintMessageOneLine(t *testing.T) {
 		t.Errorf("connect -h does not explain the quoting: %s", stdout)
 	}
 }
+
+// stdin ends while the client waits to reconnect, with a line queued: the
+// close cuts the wait short, the command says the line was never sent and
+// exits 1 (Client.Shutdown reports it; Close no longer waits).
+func TestConnectEOFWhileReconnecting(t *testing.T) {
+	addr, _, stop := startServe(t)
+	r := startConnect(t, "--retry-base", "1m", "--retry-max-delay", "1m", "ws://"+addr+"/ws")
+	r.stderr.await(t, "connected tether.1")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	r.stderr.await(t, "reconnect #1 in 1m0s")
+	io.WriteString(r.stdin, "queued\n") // sent (queued) before the EOF is seen
+	r.stdin.Close()
+	line := r.stderr.await(t, "tether connect:")
+	if code := r.exit(t); code != exitFailure || !strings.Contains(line, "stdin closed while reconnecting: 1 message(s) never sent") {
+		t.Fatalf("exit %d, %s", code, line)
+	}
+}

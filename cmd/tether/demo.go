@@ -79,7 +79,7 @@ func realtimeDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool) 
 		clock: clock, out: out, showServerHB: verbose,
 		clientHB: heartbeat.Config{Interval: rtPing, Timeout: rtPongTimeout},
 		serverHB: heartbeat.Config{Interval: 2 * rtPing, Timeout: 2 * rtPongTimeout}, serverHBOn: true,
-		clientOpts: []tether.Option{tether.WithRetry(policy), tether.WithHandshakeTimeout(2 * time.Second)},
+		clientOpts: []tether.DialOption{tether.WithRetry(policy), tether.WithHandshakeTimeout(2 * time.Second)},
 	})
 	if err != nil {
 		return summary{}, err
@@ -136,8 +136,7 @@ func realtimeDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool) 
 			return summary{}, ctx.Err()
 		}
 	}
-	r.cliBus.Wait()
-	r.srvBus.Wait()
+	drain(r.cliBus, r.srvBus)
 	s := r.summarize()
 	checkScript(&s)
 	s.print(out, clock.Now())

@@ -102,7 +102,7 @@ func TestDemoSimulatedFollowsTheRecipe(t *testing.T) {
 	}
 	var schedule []time.Duration // 1, 2, 4, 8, 16 s
 	for a := 1; ; a++ {
-		d, ok := retry.Default().Next(a, 0, 0)
+		d, ok := retry.Default().Next(retry.Outage{Attempt: a})
 		if !ok {
 			break
 		}

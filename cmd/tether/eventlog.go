@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
+	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 // describe turns a lifecycle event into a short sentence and its fields,
@@ -41,30 +44,30 @@ func describe(e events.Event) (string, map[string]any) {
 	case events.Error:
 		return fmt.Sprintf("error %s: %s", e.ConnID, errText(e.Err)),
 			map[string]any{"conn": e.ConnID, "err": errText(e.Err), "fatal": e.Fatal}
-	case events.HeartbeatSent:
+	case heartbeat.PingSent:
 		return fmt.Sprintf("ping #%d %s", e.Seq, e.ConnID), map[string]any{"conn": e.ConnID, "seq": e.Seq}
-	case events.PongReceived:
+	case heartbeat.PongReceived:
 		return fmt.Sprintf("pong #%d %s rtt %v", e.Seq, e.ConnID, e.RTT),
 			map[string]any{"conn": e.ConnID, "seq": e.Seq, "rtt_ms": ms(e.RTT)}
-	case events.HeartbeatMissed:
+	case heartbeat.PingMissed:
 		return fmt.Sprintf("ping #%d %s unanswered (%d missed)", e.Seq, e.ConnID, e.Missed),
 			map[string]any{"conn": e.ConnID, "seq": e.Seq, "missed": e.Missed}
-	case events.HeartbeatTimeout:
+	case heartbeat.Timeout:
 		return fmt.Sprintf("dead peer detected on %s: %s", e.ConnID, errText(e.Err)),
 			map[string]any{"conn": e.ConnID, "missed": e.Missed, "err": errText(e.Err)}
-	case events.ReconnectScheduled:
+	case retry.Scheduled:
 		return fmt.Sprintf("reconnect #%d in %v (%s)", e.Attempt, e.Delay, errText(short(e.Cause))),
 			map[string]any{"client": e.ClientID, "attempt": e.Attempt, "delay_ms": ms(e.Delay), "cause": errText(e.Cause)}
-	case events.ReconnectAttempt:
+	case retry.Dialing:
 		return fmt.Sprintf("reconnect #%d dialing", e.Attempt), map[string]any{"client": e.ClientID, "attempt": e.Attempt}
-	case events.Reconnected:
+	case retry.Reconnected:
 		return fmt.Sprintf("reconnected %s after %d attempt(s), down %v", e.ConnID, e.Attempts, e.Downtime),
 			map[string]any{"client": e.ClientID, "conn": e.ConnID, "attempts": e.Attempts, "downtime_ms": ms(e.Downtime)}
-	case events.GaveUp:
+	case retry.GaveUp:
 		return fmt.Sprintf("gave up after %d attempt(s): %s", e.Attempts, errText(short(e.LastErr))),
 			map[string]any{"client": e.ClientID, "attempts": e.Attempts, "err": errText(e.LastErr)}
 	}
-	return e.Topic().String(), map[string]any{}
+	return e.Topic(), map[string]any{}
 }
 
 // short drops the *core.CloseError wrapper of a lost connection's cause
@@ -77,74 +80,41 @@ func short(err error) error {
 	return err
 }
 
-// at returns an event's timestamp.
-func at(e events.Event) time.Time {
-	switch e := e.(type) {
-	case events.Connected:
-		return e.At
-	case events.Disconnected:
-		return e.At
-	case events.Error:
-		return e.At
-	case events.HeartbeatSent:
-		return e.At
-	case events.PongReceived:
-		return e.At
-	case events.HeartbeatMissed:
-		return e.At
-	case events.HeartbeatTimeout:
-		return e.At
-	case events.ReconnectScheduled:
-		return e.At
-	case events.ReconnectAttempt:
-		return e.At
-	case events.Reconnected:
-		return e.At
-	case events.GaveUp:
-		return e.At
+// busGrace bounds a wait for a bus to deliver what was published: its
+// handlers only print, so this guards against a hang and is never reached.
+const busGrace = 5 * time.Second
+
+// drain waits until every event published so far on buses has been
+// handed to its subscribers (printed), bounded by busGrace.
+func drain(buses ...*events.Bus) {
+	// wall time: a hang guard; delivering takes microseconds per event.
+	ctx, cancel := context.WithTimeout(context.Background(), busGrace)
+	defer cancel()
+	for _, b := range buses {
+		_ = b.Wait(ctx)
 	}
-	return time.Time{}
 }
 
 // ms is a duration in milliseconds, with sub-millisecond precision.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// subscribeLifecycle subscribes fn to every lifecycle topic of bus (all
-// but the per-message ones). The events of one topic and of one connection
-// reach fn in order, on the bus's dispatcher goroutine.
+// subscribeLifecycle subscribes fn to every lifecycle event of bus: every
+// event, of every package, but the per-message ones (events.MessageIn and
+// events.MessageOut). Events reach fn in publish order, so the events of
+// one connection in the order they happened, on the bus's dispatcher
+// goroutine.
+//
+// Subscribing to every event makes connections copy each message for the
+// bus, although fn drops them: the price of seeing every topic, a third
+// party's included, without listing them.
 func subscribeLifecycle(bus *events.Bus, fn func(events.Event)) (unsubscribe func(), err error) {
-	var unsubs []func()
-	add := func(u func(), err error) error {
-		if err == nil {
-			unsubs = append(unsubs, u)
+	return events.SubscribeAll(bus, func(e events.Event) {
+		switch e.(type) {
+		case events.MessageIn, events.MessageOut:
+			return
 		}
-		return err
-	}
-	for _, err := range []error{
-		add(events.Subscribe(bus, func(e events.Connected) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.Disconnected) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.Error) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.HeartbeatSent) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.PongReceived) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.HeartbeatMissed) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.HeartbeatTimeout) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.ReconnectScheduled) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.ReconnectAttempt) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.Reconnected) { fn(e) })),
-		add(events.Subscribe(bus, func(e events.GaveUp) { fn(e) })),
-	} {
-		if err != nil {
-			for _, u := range unsubs {
-				u()
-			}
-			return nil, err
-		}
-	}
-	return func() {
-		for _, u := range unsubs {
-			u()
-		}
-	}, nil
+		fn(e)
+	})
 }
 
 // lineWriter writes one line per record, as text or as JSON, and is safe
@@ -192,5 +162,5 @@ func (l *lineWriter) write(t time.Time, who, kind, text string, fields map[strin
 // event writes a lifecycle event.
 func (l *lineWriter) event(who string, e events.Event) {
 	text, fields := describe(e)
-	l.write(at(e), who, e.Topic().String(), text, fields)
+	l.write(e.Time(), who, e.Topic(), text, fields)
 }

@@ -180,6 +180,16 @@ func (h *heartbeatFlags) config() (cfg heartbeat.Config, ok bool, err error) {
 	return cfg, true, nil
 }
 
+// heartbeatOption returns the option for a heartbeat config: on, or off
+// for --ping-interval 0. Off must be said: tether's heartbeat is on by
+// default, on both sides.
+func heartbeatOption(cfg heartbeat.Config, on bool) tether.Option {
+	if !on {
+		return tether.WithoutHeartbeat()
+	}
+	return tether.WithHeartbeat(cfg)
+}
+
 // clientFlags are the knobs of a tether.Client.
 type clientFlags struct {
 	hb               heartbeatFlags
@@ -245,20 +255,21 @@ func (c *clientFlags) policy() (*retry.Policy, error) {
 }
 
 // options returns the tether options the flags ask for.
-func (c *clientFlags) options() ([]tether.Option, error) {
-	var opts []tether.Option
+func (c *clientFlags) options() ([]tether.DialOption, error) {
 	hb, on, err := c.hb.config()
 	if err != nil {
 		return nil, err
 	}
-	if on {
-		opts = append(opts, tether.WithHeartbeat(hb))
-	}
+	opts := []tether.DialOption{heartbeatOption(hb, on)}
 	p, err := c.policy()
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, tether.WithRetry(p))
+	if p == nil {
+		opts = append(opts, tether.WithoutRetry())
+	} else {
+		opts = append(opts, tether.WithRetry(p))
+	}
 	if c.retryFirst {
 		if p == nil {
 			return nil, usagef("--retry-first-dial needs reconnecting on (--retry-max-attempts is 0)")

@@ -21,6 +21,7 @@ import (
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/retry"
 )
 
 // rig is the demo's world: an echo server, a fault-injecting proxy in
@@ -60,8 +61,8 @@ type rigConfig struct {
 	out          *lineWriter
 	clientHB     heartbeat.Config
 	serverHB     heartbeat.Config
-	serverHBOn   bool
-	clientOpts   []tether.Option
+	serverHBOn   bool // false: the server runs no heartbeat
+	clientOpts   []tether.DialOption
 	showServerHB bool // print the server's pings and pongs too
 }
 
@@ -88,7 +89,7 @@ func newRig(ctx context.Context, c rigConfig) (*rig, error) {
 			r.serverConns(-1)
 		}
 		switch e.(type) {
-		case events.HeartbeatSent, events.PongReceived:
+		case heartbeat.PingSent, heartbeat.PongReceived:
 			if !c.showServerHB {
 				return
 			}
@@ -117,7 +118,7 @@ func newRig(ctx context.Context, c rigConfig) (*rig, error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r.server, err = newEchoServer(echoConfig{
 		bus: r.srvBus, heartbeat: c.serverHB, heartbeatOn: c.serverHBOn, log: quiet,
-		opts:      []tether.Option{tether.WithClock(c.clock), tether.WithCloseTimeout(time.Second)},
+		opts:      []tether.ServerOption{tether.WithClock(c.clock), tether.WithCloseTimeout(time.Second)},
 		onMessage: func(_ ws.OpCode, p []byte) { r.mark(r.atServer, string(p)) },
 	})
 	if err != nil {
@@ -134,7 +135,7 @@ func newRig(ctx context.Context, c rigConfig) (*rig, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]tether.Option{
+	opts := append([]tether.DialOption{
 		tether.WithClock(c.clock), tether.WithBus(r.cliBus), tether.WithClientID("client"),
 		tether.WithHeartbeat(c.clientHB),
 		tether.WithHandler(func(_ context.Context, f core.Frame) error {
@@ -184,8 +185,7 @@ func (r *rig) send() string {
 // fault prints one fault on the timeline, then applies it: printed
 // first, so that the events it causes come after it.
 func (r *rig) fault(name, text string, do func()) {
-	r.cliBus.Wait() // what happened before the fault is printed before it
-	r.srvBus.Wait()
+	drain(r.cliBus, r.srvBus) // what happened before the fault is printed before it
 	n := r.proxy.Live()
 	r.mu.Lock()
 	r.faults = append(r.faults, name)
@@ -271,7 +271,11 @@ func (r *rig) close() {
 		_ = r.proxy.Close()
 	}
 	if r.client != nil {
-		_ = r.client.Close(ws.StatusNormalClosure, "demo over")
+		// With its socket gone, the client ends without waiting on the
+		// clock (the simulated demo's fake one included).
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // wall time: hang guard only
+		_ = r.client.Shutdown(ctx, ws.StatusNormalClosure, "demo over")
+		cancel()
 	}
 	if r.server != nil {
 		r.server.shutdown()
@@ -280,8 +284,7 @@ func (r *rig) close() {
 		_ = r.hs.Close()
 		<-r.served
 	}
-	r.cliBus.Wait()
-	r.srvBus.Wait()
+	drain(r.cliBus, r.srvBus)
 	for _, u := range r.unsubs {
 		u()
 	}
@@ -315,18 +318,18 @@ func (r *rig) summarize() summary {
 		switch e := e.(type) {
 		case events.Disconnected:
 			s.Disconnects++
-		case events.HeartbeatTimeout:
+		case heartbeat.Timeout:
 			s.DeadPeers++
-		case events.Reconnected:
+		case retry.Reconnected:
 			s.Reconnects++
-		case events.ReconnectAttempt:
+		case retry.Dialing:
 			s.Attempts++
-		case events.ReconnectScheduled:
+		case retry.Scheduled:
 			var he *core.HandshakeError
 			if errors.As(e.Cause, &he) {
 				s.Refused++
 			}
-		case events.GaveUp:
+		case retry.GaveUp:
 			s.GaveUp, s.GaveUpAttempts = true, e.Attempts
 			var he *core.HandshakeError
 			if errors.As(e.LastErr, &he) {

@@ -209,7 +209,7 @@ func (f *serveFlags) run(ctx context.Context, stderr io.Writer) error {
 	err = hs.Shutdown(sctx)
 	s.shutdown() // hijacked WebSocket connections are ours to close
 	<-served
-	bus.Wait()
+	drain(bus)
 	return err
 }
 
@@ -226,15 +226,15 @@ func logEvent(log *slog.Logger, e events.Event) {
 	text, fields := describe(e)
 	level := slog.LevelInfo
 	switch e.(type) {
-	case events.HeartbeatSent, events.PongReceived:
+	case heartbeat.PingSent, heartbeat.PongReceived:
 		level = slog.LevelDebug
-	case events.HeartbeatMissed, events.HeartbeatTimeout, events.Error:
+	case heartbeat.PingMissed, heartbeat.Timeout, events.Error:
 		level = slog.LevelWarn
 	}
 	if !log.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("event", e.Topic().String())}
+	attrs := []slog.Attr{slog.String("event", e.Topic())}
 	for _, k := range sortedKeys(fields) {
 		attrs = append(attrs, slog.Any(k, fields[k]))
 	}
@@ -245,11 +245,11 @@ func logEvent(log *slog.Logger, e events.Event) {
 type echoConfig struct {
 	bus         *events.Bus
 	heartbeat   heartbeat.Config
-	heartbeatOn bool
+	heartbeatOn bool // false: WithoutHeartbeat (tether's default is on)
 	anyOrigin   bool
 	maxMessage  int64
 	log         *slog.Logger
-	opts        []tether.Option // extra options (demo: the clock)
+	opts        []tether.ServerOption // extra options (demo: the clock)
 	onMessage   func(op ws.OpCode, payload []byte)
 }
 
@@ -257,8 +257,13 @@ type echoConfig struct {
 // with "pong" (and protocol pings, as every tether connection does),
 // closes with the code asked for by a text "/close CODE [REASON]", and
 // echoes everything else. Its connections stop serving on shutdown.
+//
+// It upgrades with the core.Upgrader a tether.Server would use
+// (tether.ServerUpgrader) rather than with a tether.Server, whose
+// ServeHTTP swallows the handshake's error: serve logs why a handshake
+// was refused.
 type echoServer struct {
-	up     core.Upgrader
+	up     *core.Upgrader
 	ctx    context.Context // ends at shutdown: connections close with 1001
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -277,24 +282,23 @@ func newEchoServer(c echoConfig) (*echoServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []tether.Option{
-		tether.WithBus(c.bus),
-		tether.WithMiddleware(middleware.Recover(), middleware.Logging(c.log, middleware.Inbound), pong),
+	opts := []tether.ServerOption{
+		tether.WithMiddleware(middleware.Recover(), middleware.Logging(c.log, middleware.Inbound)),
+		tether.WithPlugin(pong),
 		tether.WithHandler(s.handle),
+		heartbeatOption(c.heartbeat, c.heartbeatOn),
+	}
+	if c.bus != nil {
+		opts = append(opts, tether.WithBus(c.bus))
 	}
 	if c.maxMessage > 0 {
 		opts = append(opts, tether.WithMaxMessageSize(c.maxMessage))
 	}
-	if c.heartbeatOn {
-		opts = append(opts, tether.WithHeartbeat(c.heartbeat))
-	}
-	cfg, err := tether.NewConfig(append(opts, c.opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	s.up = core.Upgrader{Config: cfg}
 	if c.anyOrigin {
-		s.up.CheckOrigin = core.AllowAnyOrigin
+		opts = append(opts, tether.WithCheckOrigin(core.AllowAnyOrigin))
+	}
+	if s.up, err = tether.ServerUpgrader(append(opts, c.opts...)...); err != nil {
+		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -330,7 +334,7 @@ func (s *echoServer) handle(ctx context.Context, f core.Frame) error {
 			if err := core.CheckClose(code, reason); err != nil {
 				return c.WriteText(ctx, "error: "+oneLine(err.Error()))
 			}
-			_ = c.Close(code, reason) // from the handler: returns at once, the read loop finishes the handshake
+			_ = c.Close(code, reason) // starts the close and returns; the read loop reads the peer's answer
 			return nil
 		}
 	}

@@ -107,14 +107,21 @@ func startServe(t *testing.T, extra ...string) (string, *lines, func() error) {
 	return addr, log, stop
 }
 
-// pongs is a plugin that reports the protocol pongs a connection receives.
-func pongs(ch chan<- []byte) core.Plugin {
-	return core.PluginFunc(func(_ context.Context, c *core.Conn) error {
-		return c.OnControl(func(op ws.OpCode, p []byte) {
-			if op == ws.OpPong {
-				ch <- bytes.Clone(p)
-			}
-		})
+// pinger is a plugin for a test's own connection: it sends protocol pings
+// (a plugin's operation, not a user's) and reports the pongs that come back.
+type pinger struct {
+	h     *core.Handle
+	pongs chan []byte
+}
+
+func newPinger() *pinger { return &pinger{pongs: make(chan []byte, 4)} }
+
+func (p *pinger) Attach(h *core.Handle) error {
+	p.h = h
+	return h.OnControl(func(op ws.OpCode, b []byte) {
+		if op == ws.OpPong {
+			p.pongs <- bytes.Clone(b)
+		}
 	})
 }
 
@@ -124,16 +131,17 @@ type received struct {
 }
 
 // dialServe opens a raw tether connection to serve's endpoint, serving it
-// in the background; messages arrive on the returned channel.
-func dialServe(t *testing.T, url string, pongCh chan<- []byte) (*core.Conn, <-chan received, <-chan error) {
+// in the background; messages arrive on the returned channel. pg, if not
+// nil, attaches to the connection.
+func dialServe(t *testing.T, url string, pg *pinger) (*core.Conn, <-chan received, <-chan error) {
 	t.Helper()
 	msgs := make(chan received, 16)
 	cfg := core.Config{Handler: func(_ context.Context, f core.Frame) error {
 		msgs <- received{f.Op, string(f.Payload)}
 		return nil
 	}}
-	if pongCh != nil {
-		cfg.Plugins = []core.Plugin{pongs(pongCh)}
+	if pg != nil {
+		cfg.Plugins = []core.Plugin{pg}
 	}
 	c, err := core.Dial(testCtx(t), url, cfg)
 	if err != nil {
@@ -141,7 +149,14 @@ func dialServe(t *testing.T, url string, pongCh chan<- []byte) (*core.Conn, <-ch
 	}
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(context.Background()) }()
-	t.Cleanup(func() { _ = c.Close(ws.StatusNormalClosure, ""); <-c.Done() })
+	t.Cleanup(func() {
+		_ = c.Close(ws.StatusNormalClosure, "")
+		select {
+		case <-c.Done(): // the peer answered, or the close timeout (5 s) passed
+		case <-time.After(testTimeout): // wall time: hang guard only
+			t.Error("the test's connection did not end")
+		}
+	})
 	return c, msgs, served
 }
 
@@ -159,8 +174,8 @@ func next(t *testing.T, msgs <-chan received) received {
 func TestServeAnswersPingsEchoesAndCloses(t *testing.T) {
 	addr, log, stop := startServe(t, "--path", "/live")
 	url := "ws://" + addr + "/live"
-	pongCh := make(chan []byte, 4)
-	c, msgs, served := dialServe(t, url, pongCh)
+	pg := newPinger()
+	c, msgs, served := dialServe(t, url, pg)
 	ctx := testCtx(t)
 	log.await(t, `"event":"tether.connected"`)
 
@@ -172,11 +187,11 @@ func TestServeAnswersPingsEchoesAndCloses(t *testing.T) {
 		t.Fatalf("answer to ping: %+v", m)
 	}
 	// A protocol ping, answered with its payload.
-	if err := c.Ping(ctx, []byte("p1")); err != nil {
+	if err := pg.h.Ping(ctx, []byte("p1")); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case p := <-pongCh:
+	case p := <-pg.pongs:
 		if string(p) != "p1" {
 			t.Fatalf("pong payload %q", p)
 		}

@@ -21,9 +21,10 @@ var simStart = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 // simulatedDemo runs the recipe's real timings (a ping every 30 s, dead
 // after 10 s without a pong, reconnect after 1, 2, 4, 8, 16 s) on a
 // clockwork.FakeClock over loopback sockets: minutes of simulated time in
-// well under a second. The server has no heartbeat of its own here, so
-// that the client's timers are the only ones on the clock and each step
-// knows what it advances.
+// well under a second. The server's heartbeat (on by default in tether,
+// and in tether serve) is turned off here, so that the client's timers are
+// the only ones on the clock and each step knows what it advances; the
+// real-time demo runs both.
 func simulatedDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool) (summary, error) {
 	clock := clockwork.NewFakeClockAt(simStart)
 	out := &lineWriter{w: stdout, json: jsonOut, start: simStart, stamp: func(t time.Time) string {
@@ -34,7 +35,7 @@ func simulatedDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool)
 	r, err := newRig(ctx, rigConfig{
 		clock: clock, out: out, showServerHB: verbose,
 		clientHB:   heartbeat.Config{}, // the recipe's: 30 s, 10 s
-		clientOpts: []tether.Option{tether.WithRetry(retry.Default())},
+		clientOpts: []tether.DialOption{tether.WithRetry(retry.Default())},
 	})
 	if err != nil {
 		return summary{}, err
@@ -44,8 +45,7 @@ func simulatedDemo(ctx context.Context, stdout io.Writer, jsonOut, verbose bool)
 	if err := d.script(); err != nil {
 		return summary{}, err
 	}
-	r.cliBus.Wait()
-	r.srvBus.Wait()
+	drain(r.cliBus, r.srvBus)
 	s := r.summarize()
 	checkScript(&s)
 	s.print(out, clock.Now())
@@ -90,7 +90,7 @@ func (d *simDriver) outage(recoverAt int) error {
 	for {
 		e, err := await(d.r, func(e events.Event) bool {
 			switch e.(type) {
-			case events.ReconnectScheduled, events.Reconnected, events.GaveUp:
+			case retry.Scheduled, retry.Reconnected, retry.GaveUp:
 				return true
 			}
 			return false
@@ -99,7 +99,7 @@ func (d *simDriver) outage(recoverAt int) error {
 			return err
 		}
 		switch e := e.(type) {
-		case events.ReconnectScheduled:
+		case retry.Scheduled:
 			if e.Attempt == recoverAt {
 				d.r.fault("recover", "accepts handshakes again", func() { d.r.proxy.Refuse(0) })
 			}
@@ -118,7 +118,7 @@ func (d *simDriver) heartbeatRound(wait time.Duration) error {
 	if err := d.advance(wait); err != nil {
 		return err
 	}
-	if _, err := await(d.r, func(events.PongReceived) bool { return true }); err != nil {
+	if _, err := await(d.r, func(heartbeat.PongReceived) bool { return true }); err != nil {
 		return err
 	}
 	return d.advance(heartbeat.DefaultTimeout)
@@ -136,7 +136,7 @@ func (d *simDriver) script() error {
 		// delivered after the reconnect.
 		func() error {
 			r.fault("drop", "drops every connection (no close frame)", func() { r.proxy.Drop() })
-			if _, err := await(d.r, func(events.ReconnectScheduled) bool { return true }); err != nil {
+			if _, err := await(d.r, func(retry.Scheduled) bool { return true }); err != nil {
 				return err
 			}
 			a, b := r.send(), r.send()
@@ -157,13 +157,13 @@ func (d *simDriver) script() error {
 			if err := d.advance(heartbeat.DefaultInterval); err != nil {
 				return err
 			}
-			if _, err := await(d.r, func(events.HeartbeatSent) bool { return true }); err != nil {
+			if _, err := await(d.r, func(heartbeat.PingSent) bool { return true }); err != nil {
 				return err
 			}
 			if err := d.advance(heartbeat.DefaultTimeout); err != nil {
 				return err
 			}
-			if _, err := await(d.r, func(events.ReconnectScheduled) bool { return true }); err != nil {
+			if _, err := await(d.r, func(retry.Scheduled) bool { return true }); err != nil {
 				return err
 			}
 			m := r.send()
@@ -176,7 +176,7 @@ func (d *simDriver) script() error {
 		// fourth, 8 s later, gets through.
 		func() error {
 			r.fault("refuse", "refuses handshakes with 503, and drops", func() { r.proxy.Refuse(http.StatusServiceUnavailable); r.proxy.Drop() })
-			if _, err := await(d.r, func(events.ReconnectScheduled) bool { return true }); err != nil {
+			if _, err := await(d.r, func(retry.Scheduled) bool { return true }); err != nil {
 				return err
 			}
 			m := r.send()
