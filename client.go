@@ -110,11 +110,12 @@ type Client struct {
 	sched  core.Schedule // nil: never reconnect
 	ds     *dialSettings
 
-	ctx    context.Context // ends when the client is closing or has ended: dials, waits and hooks stop
-	cancel context.CancelFunc
-	done   chan struct{}
-	wake   chan struct{} // Close or Reconnect asked the supervisor something
-	dials  atomic.Uint64
+	ctx       context.Context // ends when the client is closing or has ended: dials, waits and hooks stop
+	cancel    context.CancelFunc
+	done      chan struct{}
+	wake      chan struct{} // Close or Reconnect asked the supervisor something
+	dials     uint64        // dials so far; the supervisor's
+	attaching *core.Handle  // the handle of the connection being dialed; the supervisor's
 
 	mu           sync.Mutex
 	state        ClientState
@@ -179,15 +180,20 @@ func Dial(ctx context.Context, rawURL string, opts ...DialOption) (*Client, erro
 			return nil, fmt.Errorf("%w: %T.Start returned no Schedule", core.ErrInvalidConfig, ds.reconnector)
 		}
 	}
+	// The client's own plugin comes first on every connection: it learns
+	// the connection's handle, and takes it out of service for Sends the
+	// moment it starts closing.
+	cfg.Plugins = append([]core.Plugin{core.PluginFunc(c.attach)}, cfg.Plugins...)
 	c.dialer = core.Dialer{
 		Config:           cfg,
+		Header:           ds.header,
 		Protocols:        ds.protocols,
 		TLSConfig:        ds.tls,
 		NetDial:          ds.netDial,
 		HandshakeTimeout: ds.handshakeTimeout,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	first := make(chan error, 1)
+	first := make(chan error)
 	go c.run(ctx, first)
 	if err := <-first; err != nil {
 		<-c.done
@@ -197,32 +203,36 @@ func Dial(ctx context.Context, rawURL string, opts ...DialOption) (*Client, erro
 }
 
 // dialOnce makes one dial with ctx. attempt is 0 for the first connection.
-// It attaches the client's own plugin to the connection, which returns its
-// handle.
+// Only the supervisor calls it.
 func (c *Client) dialOnce(ctx context.Context, attempt int) (*core.Conn, *core.Handle, error) {
-	h := c.ds.header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
+	d := &c.dialer
 	if c.ds.beforeDial != nil {
+		h := c.ds.header.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
 		if err := c.ds.beforeDial(ctx, attempt, h); err != nil {
 			return nil, nil, fmt.Errorf("tether: before dial: %w", err)
 		}
+		d.Header = h
 	}
-	var handle *core.Handle
-	d := c.dialer
-	d.Header = h
-	d.Config.ID = c.id + "." + strconv.FormatUint(c.dials.Add(1), 10)
-	d.Config.Plugins = append([]core.Plugin{core.PluginFunc(func(ph *core.Handle) error {
-		handle = ph
-		conn := ph.Conn()
-		return ph.OnClose(func() { c.connClosing(conn) })
-	})}, d.Config.Plugins...)
+	c.dials++
+	var b [64]byte
+	d.Config.ID = string(strconv.AppendUint(append(append(b[:0], c.id...), '.'), c.dials, 10))
+	c.attaching = nil
 	conn, err := d.Dial(ctx, c.url)
 	if err != nil {
 		return nil, nil, err
 	}
-	return conn, handle, nil
+	return conn, c.attaching, nil
+}
+
+// attach is the client's own plugin, attached first to every connection it
+// dials, while the supervisor dials it.
+func (c *Client) attach(h *core.Handle) error {
+	c.attaching = h
+	conn := h.Conn()
+	return h.OnClose(func() { c.connClosing(conn) })
 }
 
 // connClosing takes conn out of service for Sends the moment it starts
@@ -255,16 +265,21 @@ func (c *Client) signal() {
 // connection: nil once it is live, or the error the client ended with.
 func (c *Client) run(dialCtx context.Context, first chan<- error) {
 	defer close(c.done)
-	// Until the first connection is live, Dial's ctx bounds the dials and
-	// the waits too.
-	ctx, cancel := context.WithCancel(dialCtx)
-	stopJoin := context.AfterFunc(c.ctx, cancel)
+	// Until the first connection is open, Dial's ctx bounds the dials and
+	// the waits too (unless it can never end).
+	ctx := c.ctx
+	stop := func() {}
+	if dialCtx.Done() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(dialCtx)
+		stopJoin := context.AfterFunc(c.ctx, cancel)
+		stop = func() { stopJoin(); cancel() }
+	}
 	inFirst := true
 	leaveFirst := func(err error) {
 		if inFirst {
 			inFirst = false
-			stopJoin()
-			cancel()
+			stop()
 			ctx = c.ctx
 			first <- err
 		}

@@ -116,7 +116,8 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 	} // else the first write takes a buffer from writerPool
 	id := cfg.ID
 	if id == "" {
-		id = "c" + strconv.FormatUint(connSeq.Add(1), 10)
+		var b [24]byte
+		id = string(strconv.AppendUint(append(b[:0], 'c'), connSeq.Add(1), 10)) // one allocation, not two
 	}
 	c := &Conn{
 		nc:           nc,
@@ -332,14 +333,14 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 }
 
 // beginClose records cause as the reason the connection ends, if no close
-// has started yet, and then arms the close timer, ends the handlers' ctx
-// and runs the OnClose hooks. The timer is armed before any close frame is
-// written, so that a writer stuck on a peer that stopped reading cannot
-// hold a close forever: when the timer fires the socket is closed and the
-// stuck write fails. report, if set, is published as a fatal Error event
+// has started yet, and then arms the close timer (arm: unless the caller
+// closes the socket at once), ends the handlers' ctx and runs the OnClose
+// hooks. The timer is armed before any close frame is written, so that a
+// writer stuck on a peer that stopped reading cannot hold a close forever:
+// when the timer fires the socket is closed and the stuck write fails. report, if set, is published as a fatal Error event
 // once the hooks ran. Both come before Disconnected: beginClose holds a
 // reference meanwhile.
-func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool) {
+func (c *Conn) beginClose(cause *CloseError, report error, arm bool) (first, serving bool) {
 	c.mu.Lock()
 	serving = c.serving
 	if c.closing {
@@ -349,7 +350,9 @@ func (c *Conn) beginClose(cause *CloseError, report error) (first, serving bool)
 	c.closing = true
 	c.stopping.Store(true)
 	c.cause = cause
-	c.closeTimer = c.clock.AfterFunc(c.closeTimeout, c.closeTimedOut)
+	if arm {
+		c.closeTimer = c.clock.AfterFunc(c.closeTimeout, c.closeTimedOut)
+	}
 	if c.cancelServe != nil {
 		c.cancelServe()
 	}
@@ -392,7 +395,7 @@ func (c *Conn) release() {
 // closeWith starts a close handshake initiated by this side. cause, if set,
 // is the error behind it. It never waits for the connection's end.
 func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error) error {
-	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause}, nil)
+	first, serving := c.beginClose(&CloseError{Code: code, Reason: reason, Err: cause}, nil, true)
 	if !first {
 		return fmt.Errorf("%w: close already started", ErrClosed)
 	}
@@ -467,7 +470,7 @@ func (c *Conn) failHard(err error, sendCode bool) {
 	if sendCode {
 		report = err
 	}
-	first, serving := c.beginClose(cause, report)
+	first, serving := c.beginClose(cause, report, sendCode) // without a close frame to send, the socket closes now
 	if first && sendCode {
 		c.writeClose(code, cause.Reason) // the socket is closed next: the frame goes out first
 	}
@@ -484,7 +487,7 @@ func (c *Conn) abort(cause error, report bool) error {
 	if report {
 		rep = cause
 	}
-	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause}, rep)
+	first, serving := c.beginClose(&CloseError{Code: ws.StatusAbnormalClosure, Err: cause}, rep, false) // the socket closes now
 	c.closeSocket()
 	if !serving {
 		c.finish(nil)

@@ -131,7 +131,7 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	if d.HandshakeTimeout > 0 {
 		dl.netDial = d.NetDial
 		if dl.netDial == nil {
-			dl.netDial = (&net.Dialer{}).DialContext
+			dl.netDial = defaultNetDial
 		}
 		dl.mu.Lock()
 		dl.timer = cfg.Clock.AfterFunc(d.HandshakeTimeout, dl.expire)
@@ -191,6 +191,10 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	}
 	return newConn(nc, br, nil, true, hs.Protocol, cfg)
 }
+
+// defaultNetDial opens a TCP connection, as gobwas/ws does without a
+// NetDial; kept in a variable so that a dial does not allocate it.
+var defaultNetDial = (&net.Dialer{}).DialContext
 
 // dialing is the state of one Dial, shared with the callbacks gobwas calls:
 // one allocation for all of them.

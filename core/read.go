@@ -269,7 +269,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) (stop bool) {
 	}
 	// beginClose arms the close timer even here: answering takes the write
 	// lock, which a writer stuck on a peer that stopped reading may hold.
-	reply, _ := c.beginClose(&CloseError{Code: code, Reason: reason, Remote: true}, nil)
+	reply, _ := c.beginClose(&CloseError{Code: code, Reason: reason, Remote: true}, nil, true)
 	if !reply {
 		c.mu.Lock()
 		if !c.timedOut {
