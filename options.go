@@ -66,7 +66,8 @@ func (s *connSettings) build() (core.Config, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
-	if !s.noBeat {
+	explicit := slices.ContainsFunc(cfg.Plugins, func(p core.Plugin) bool { _, ok := p.(*heartbeat.Heartbeat); return ok })
+	if !s.noBeat && !explicit { // a heartbeat given with WithPlugin is the one: never two
 		hb := s.heartbeat
 		if hb == nil {
 			var err error
@@ -137,7 +138,8 @@ func WithOutboundMiddleware(mws ...Middleware) Option {
 }
 
 // WithPlugin appends plugins; they attach to every connection, in order,
-// after the heartbeat.
+// after the heartbeat. A *heartbeat.Heartbeat given here replaces the
+// default one (WithHeartbeat is the usual way to configure it).
 func WithPlugin(ps ...Plugin) Option {
 	return connOption(func(s *connSettings) {
 		for _, p := range ps {

@@ -181,7 +181,7 @@ func (e *HandshakeError) Error() string {
 }
 
 // MarshalJSON renders the error with its headers redacted (RedactHeader):
-// events carrying it (GaveUp.LastErr, ReconnectScheduled.Cause) may be
+// events carrying it (retry.GaveUp.LastErr, retry.Scheduled.Cause) may be
 // logged as JSON without leaking a Set-Cookie.
 func (e *HandshakeError) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {

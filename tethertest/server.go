@@ -124,7 +124,7 @@ type Server struct {
 }
 
 // NewServer starts an in-memory server whose connections are configured by
-// opts, as tether.Handler's are (WithClock, WithBus, WithHandler,
+// opts, as tether.NewServer's are (WithClock, WithBus, WithHandler,
 // WithMiddleware, WithHeartbeat, ...). Without WithHandler the server
 // answers the recipe: a text "ping" gets "pong", protocol pings get pongs,
 // and every other message is echoed and can be read with Next (up to 4096
