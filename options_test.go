@@ -145,6 +145,10 @@ func heartbeats(ps []core.Plugin) []*heartbeat.Heartbeat {
 // WithoutHeartbeat turns it off; the last of them wins.
 func TestHeartbeatOnByDefault(t *testing.T) {
 	other := core.PluginFunc(func(*core.Handle) error { return nil })
+	mine, err := heartbeat.New(heartbeat.Config{Interval: 7 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct {
 		opts     []tether.ServerOption
 		interval time.Duration // 0: no heartbeat
@@ -156,6 +160,7 @@ func TestHeartbeatOnByDefault(t *testing.T) {
 		"on then off":     {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Interval: time.Minute}), tether.WithoutHeartbeat()}, 0},
 		"with a plugin":   {[]tether.ServerOption{tether.WithPlugin(other)}, heartbeat.DefaultInterval},
 		"timeout default": {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Timeout: heartbeat.DefaultTimeout})}, heartbeat.DefaultInterval},
+		"as a plugin":     {[]tether.ServerOption{tether.WithPlugin(mine)}, 7 * time.Second}, // replaces the default: never two
 	} {
 		up, err := tether.ServerUpgrader(tc.opts...)
 		if err != nil {
