@@ -149,19 +149,52 @@ func (s *scriptConn) SetWriteDeadline(t time.Time) error { return nil }
 const fuzzHandshakeLimit = 2048
 
 // headerLines returns the values of the header lines named name in a raw
-// HTTP head, as a naive reader splitting on CRLF sees them.
+// HTTP head, read the way gobwas/ws reads a request (and net/http too, for
+// line ends): a line ends at LF, one CR before it is dropped (RFC 9112 2.2
+// lets a recipient take a bare LF for a line end), the head ends at the
+// first empty line, names and values are trimmed of spaces and tabs, and
+// names are compared in ASCII case-insensitively. An oracle that read
+// lines differently from the server would see other headers than the ones
+// the server decided on (issue 20).
 func headerLines(head []byte, name string) []string {
+	lines := strings.Split(string(head), "\n")
+	lines = lines[:len(lines)-1] // not ended by LF: gobwas fails on it
 	var vs []string
-	for _, line := range strings.Split(string(head), "\r\n")[1:] {
+	for i, line := range lines {
+		line = strings.TrimSuffix(line, "\r")
+		if i == 0 {
+			continue // the request or status line
+		}
 		if line == "" {
 			break
 		}
 		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			vs = append(vs, strings.TrimSpace(v))
+		if ok && asciiEqualFold(strings.Trim(k, " \t"), name) {
+			vs = append(vs, strings.Trim(v, " \t"))
 		}
 	}
 	return vs
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII letters only, as gobwas
+// canonicalizes header names: "Hoſt" is not "Host".
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func validRequest(extra string) []byte {
@@ -226,8 +259,9 @@ func FuzzAcceptHandshake(f *testing.F) {
 		if !bytes.HasPrefix(resp, []byte("HTTP/1.1 101 ")) {
 			t.Fatalf("accepted, but answered %q", resp)
 		}
+		// An empty Origin counts as absent (see Upgrader.CheckOrigin).
 		origins, hosts := headerLines(req, "Origin"), headerLines(req, "Host")
-		if len(origins) == 1 && len(hosts) == 1 {
+		if len(origins) == 1 && origins[0] != "" && len(hosts) == 1 {
 			if o, perr := url.Parse(origins[0]); perr != nil || !strings.EqualFold(o.Host, hosts[0]) {
 				t.Fatalf("accepted Origin %q for Host %q", origins[0], hosts[0])
 			}
