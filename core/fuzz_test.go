@@ -205,8 +205,9 @@ func validRequest(extra string) []byte {
 // FuzzAcceptHandshake feeds arbitrary request bytes to Upgrader.Accept, as
 // a hostile client would, then serves what follows if the handshake
 // passed. Accept must never panic, never read more than MaxHandshakeBytes
-// of handshake, answer a refusal with an HTTP error (never 101), and never
-// accept a request whose one Origin names another host than its one Host.
+// of handshake, answer a refusal with an HTTP error (never 101), never
+// accept a request without exactly one Host, and never accept one with an
+// Origin (not empty) that names another host than its Host.
 func FuzzAcceptHandshake(f *testing.F) {
 	frames := func(fr ...ws.Frame) []byte {
 		var b bytes.Buffer
@@ -220,6 +221,9 @@ func FuzzAcceptHandshake(f *testing.F) {
 	f.Add(validRequest("Origin: http://example.com\r\n"))
 	f.Add(validRequest("Origin: https://evil.example\r\n"))
 	f.Add(validRequest("Origin: ::not a url\r\n"))
+	f.Add(validRequest("Origin: https://evil.example\r\nOrigin:\r\n"))
+	f.Add(validRequest("Host: evil.example\r\nOrigin: https://evil.example\r\n"))
+	f.Add(bytes.ReplaceAll(validRequest("Origin: http://example.com\r\n"), []byte("\r\n"), []byte("\n")))
 	f.Add(validRequest("Sec-WebSocket-Protocol: chat, superchat\r\n"))
 	f.Add(validRequest("X-Long: " + strings.Repeat("a", 3000) + "\r\n"))
 	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: example.com\r\n"))
@@ -259,11 +263,16 @@ func FuzzAcceptHandshake(f *testing.F) {
 		if !bytes.HasPrefix(resp, []byte("HTTP/1.1 101 ")) {
 			t.Fatalf("accepted, but answered %q", resp)
 		}
-		// An empty Origin counts as absent (see Upgrader.CheckOrigin).
-		origins, hosts := headerLines(req, "Origin"), headerLines(req, "Host")
-		if len(origins) == 1 && origins[0] != "" && len(hosts) == 1 {
-			if o, perr := url.Parse(origins[0]); perr != nil || !strings.EqualFold(o.Host, hosts[0]) {
-				t.Fatalf("accepted Origin %q for Host %q", origins[0], hosts[0])
+		hosts := headerLines(req, "Host")
+		if len(hosts) != 1 {
+			t.Fatalf("accepted a request with %d Host lines", len(hosts))
+		}
+		for _, origin := range headerLines(req, "Origin") {
+			if origin == "" {
+				continue // an empty Origin counts as absent (see Upgrader.CheckOrigin)
+			}
+			if o, perr := url.Parse(origin); perr != nil || !strings.EqualFold(o.Host, hosts[0]) {
+				t.Fatalf("accepted Origin %q for Host %q", origin, hosts[0])
 			}
 		}
 		err = c.Serve(context.Background())
