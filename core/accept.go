@@ -34,11 +34,21 @@ type Upgrader struct {
 
 	// CheckOrigin decides whether a browser's cross-origin request may
 	// connect. It is called only when the request carries an Origin header,
-	// with that header and the request's Host. Nil allows only same-origin
-	// requests: the Origin's host must equal Host. Browsers always send
-	// Origin, and a WebSocket is not protected by CORS, so this check is
-	// what stops another site from using a visitor's cookies against this
-	// server (cross-site WebSocket hijacking).
+	// with that header and the request's Host, once for each Origin line
+	// that is not empty: every one must be allowed. Nil allows only
+	// same-origin requests: the Origin's host must equal Host. Browsers
+	// always send Origin, and a WebSocket is not protected by CORS, so this
+	// check is what stops another site from using a visitor's cookies
+	// against this server (cross-site WebSocket hijacking).
+	//
+	// An empty Origin counts as absent, as it does for coder/websocket
+	// (gorilla refuses it): browsers never send one (an opaque origin is
+	// sent as "null", which the default check refuses), so an empty Origin
+	// comes from a client that could as well have left the header out.
+	// Upgrade (net/http) and Accept (gobwas/ws) read the request the same
+	// way here: both take a bare LF as the end of a header line, as RFC 9112
+	// allows a recipient to, and Accept, like net/http, refuses a request
+	// with more than one Host with 400.
 	CheckOrigin func(origin, host string) bool
 
 	// Header holds extra response headers for the handshake.
@@ -71,6 +81,19 @@ func (u *Upgrader) originAllowed(origin, host string) bool {
 	return strings.EqualFold(o.Host, host)
 }
 
+// originsAllowed checks each Origin line of a request, skipping empty ones
+// (see CheckOrigin), and returns the first that is not allowed. Checking
+// every line, not the first or the last, makes the two paths agree:
+// net/http's Header.Get sees the first line, gobwas the lines in order.
+func (u *Upgrader) originsAllowed(origins []string, host string) (refused string, ok bool) {
+	for _, o := range origins {
+		if o != "" && !u.originAllowed(o, host) {
+			return o, false
+		}
+	}
+	return "", true
+}
+
 // Upgrade answers an HTTP request with the opening handshake and returns
 // the connection, not yet reading: call Serve (typically on the handler's
 // goroutine, which then becomes the connection's read loop). On failure it
@@ -81,7 +104,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 		return nil, err
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !u.originAllowed(origin, r.Host) {
+	if origin, ok := u.originsAllowed(r.Header.Values("Origin"), r.Host); !ok {
 		http.Error(w, "websocket: origin not allowed", http.StatusForbidden)
 		return nil, fmt.Errorf("%w: %q", ErrOriginNotAllowed, origin)
 	}
@@ -152,20 +175,35 @@ func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
 		_ = nc.SetDeadline(aLongTimeAgo) // wall time: a socket deadline in the past aborts the blocked handshake read
 	})
 
-	var origin, host string
+	var (
+		host, refused string
+		hosts         int
+		origins       []string
+	)
 	up := ws.Upgrader{
 		OnHost: func(h []byte) error {
+			// RFC 9112 3.2: more than one Host is a 400, as net/http
+			// answers; gobwas would take each, and the origin check the
+			// last.
+			if hosts++; hosts > 1 {
+				return ws.RejectConnectionError(
+					ws.RejectionStatus(http.StatusBadRequest),
+					ws.RejectionReason("more than one Host header"),
+				)
+			}
 			host = string(h)
 			return nil
 		},
 		OnHeader: func(k, v []byte) error {
-			if strings.EqualFold(string(k), "Origin") {
-				origin = string(v)
+			// gobwas has canonicalized k and trimmed v.
+			if string(k) == "Origin" {
+				origins = append(origins, string(v))
 			}
 			return nil
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if origin != "" && !u.originAllowed(origin, host) {
+			if o, ok := u.originsAllowed(origins, host); !ok {
+				refused = o
 				return nil, ws.RejectConnectionError(
 					ws.RejectionStatus(http.StatusForbidden),
 					ws.RejectionReason("origin not allowed"),
@@ -204,8 +242,8 @@ func (u *Upgrader) Accept(nc net.Conn) (*Conn, error) {
 			return nil, fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, timeout, err)
 		default:
 		}
-		if origin != "" && !u.originAllowed(origin, host) {
-			return nil, fmt.Errorf("%w: %q", ErrOriginNotAllowed, origin)
+		if refused != "" {
+			return nil, fmt.Errorf("%w: %q", ErrOriginNotAllowed, refused)
 		}
 		return nil, fmt.Errorf("tether: accept: %w", err)
 	}
