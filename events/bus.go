@@ -39,8 +39,9 @@ type Bus struct {
 	// Enabled needs no map lookup on the per-message path.
 	connected, disconnected, messageIn, messageOut, errs topic
 
-	types sync.Map // reflect.Type -> *topic, for every other event type
-	all   topic    // SubscribeAll's subscriptions
+	types sync.Map     // reflect.Type -> *topic, for every other event type
+	all   topic        // SubscribeAll's subscriptions
+	total atomic.Int32 // live subscriptions of every kind
 
 	closed atomic.Bool // set by Close, under mu; read without it by Publish and Enabled
 
@@ -145,7 +146,9 @@ func topicOf[E any](b *Bus, create bool) *topic {
 // every event): for this package's own events one or two atomic loads, for
 // other types a map lookup as well; no allocation either way. Publishers
 // use it to skip building costly payloads. On a closed bus, whose events
-// are dropped, it reports false.
+// are dropped, it reports false. For an interface E, whose events may be
+// of any type (see Publish), it reports whether anyone subscribes to
+// anything.
 func Enabled[E Event](b *Bus) bool {
 	if b == nil || b.closed.Load() {
 		return false
@@ -154,6 +157,9 @@ func Enabled[E Event](b *Bus) bool {
 		return true
 	}
 	t := topicOf[E](b, false)
+	if t == &dynamic {
+		return b.total.Load() > 0
+	}
 	return t != nil && t.n.Load() > 0
 }
 
@@ -379,6 +385,7 @@ func (b *Bus) add(t *topic, call func(Event)) (func(), error) {
 	next = append(next, s)
 	t.subs.Store(&next)
 	t.n.Add(1)
+	b.total.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { b.remove(t, s) }) }, nil
 }
@@ -396,6 +403,7 @@ func (b *Bus) remove(t *topic, s *subscription) {
 	}
 	t.subs.Store(&next)
 	t.n.Add(-1)
+	b.total.Add(-1)
 }
 
 // Wait blocks until every event published before the call has been handed

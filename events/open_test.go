@@ -165,3 +165,26 @@ func TestPublishThroughAnInterface(t *testing.T) {
 		t.Fatalf("SubscribeAll got %v, want the two events and no nil", all)
 	}
 }
+
+// Enabled with an interface type parameter never says no when a Publish
+// through that interface could deliver: with a typed subscriber only, it
+// reports true (core.Emit checks Enabled before it publishes, and would
+// drop the event otherwise).
+func TestEnabledThroughAnInterface(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	if events.Enabled[events.Event](b) {
+		t.Fatal("Enabled[events.Event] with no subscriber")
+	}
+	unsub := mustSub(t, b, func(RateLimited) {})
+	if !events.Enabled[events.Event](b) {
+		t.Fatal("Enabled[events.Event] = false with a RateLimited subscriber: an event published through the interface would be dropped")
+	}
+	unsub()
+	if events.Enabled[events.Event](b) {
+		t.Fatal("Enabled[events.Event] after the last subscriber left")
+	}
+	if a := testing.AllocsPerRun(100, func() { _ = events.Enabled[events.Event](b) }); a != 0 {
+		t.Fatalf("%v allocations per Enabled[events.Event]", a)
+	}
+}
