@@ -39,8 +39,11 @@ type Bus struct {
 	// Enabled needs no map lookup on the per-message path.
 	connected, disconnected, messageIn, messageOut, errs topic
 
-	types sync.Map // reflect.Type -> *topic, for every other event type
-	all   topic    // SubscribeAll's subscriptions
+	types sync.Map     // reflect.Type -> *topic, for every other event type
+	all   topic        // SubscribeAll's subscriptions
+	total atomic.Int32 // live subscriptions of every kind
+
+	closed atomic.Bool // set by Close, under mu; read without it by Publish and Enabled
 
 	mu        sync.Mutex // guards everything below; never held while a handler runs
 	queue     []envelope
@@ -49,7 +52,6 @@ type Bus struct {
 	published uint64 // events queued so far
 	delivered uint64 // events whose handlers have all returned
 	waiters   []waiter
-	closed    bool
 }
 
 // topic is the subscription list of one event type.
@@ -106,8 +108,12 @@ func NewBus(opts ...BusOption) *Bus {
 	return b
 }
 
+// dynamic is what topicOf returns for an interface type parameter: the
+// event's type is known only from its value (see Publish).
+var dynamic topic
+
 // topicOf returns the record of type E, creating it if create is set, or
-// nil. E is a concrete type: the caller checked.
+// nil; &dynamic if E is an interface type (never created).
 func topicOf[E any](b *Bus, create bool) *topic {
 	var zero E
 	switch any(zero).(type) {
@@ -126,6 +132,9 @@ func topicOf[E any](b *Bus, create bool) *topic {
 	if t, ok := b.types.Load(rt); ok {
 		return t.(*topic)
 	}
+	if rt.Kind() == reflect.Interface {
+		return &dynamic
+	}
 	if !create {
 		return nil
 	}
@@ -136,15 +145,21 @@ func topicOf[E any](b *Bus, create bool) *topic {
 // Enabled reports whether anyone subscribes to events of type E (or to
 // every event): for this package's own events one or two atomic loads, for
 // other types a map lookup as well; no allocation either way. Publishers
-// use it to skip building costly payloads.
+// use it to skip building costly payloads. On a closed bus, whose events
+// are dropped, it reports false. For an interface E, whose events may be
+// of any type (see Publish), it reports whether anyone subscribes to
+// anything.
 func Enabled[E Event](b *Bus) bool {
-	if b == nil {
+	if b == nil || b.closed.Load() {
 		return false
 	}
 	if b.all.n.Load() > 0 {
 		return true
 	}
 	t := topicOf[E](b, false)
+	if t == &dynamic {
+		return b.total.Load() > 0
+	}
 	return t != nil && t.n.Load() > 0
 }
 
@@ -156,11 +171,47 @@ func Enabled[E Event](b *Bus) bool {
 // Events are delivered in the order Publish was called, on the bus's
 // dispatcher goroutine, one at a time: the events of one connection arrive
 // in the order its goroutines published them.
+//
+// E is normally the event's own type. When it is an interface (a bridge
+// forwards the events.Event its SubscribeAll handler received), the event
+// goes to the subscribers of its dynamic type; a nil one is dropped.
 func Publish[E Event](b *Bus, e E) {
-	if b == nil {
+	if b == nil || b.closed.Load() {
 		return
 	}
 	t := topicOf[E](b, false)
+	if t == &dynamic {
+		b.publishValue(e)
+		return
+	}
+	if b.all.n.Load() == 0 && (t == nil || t.n.Load() == 0) {
+		return
+	}
+	b.enqueue(t, e)
+}
+
+// publishValue publishes an event whose type is known only from its value.
+func (b *Bus) publishValue(e Event) {
+	if e == nil {
+		return
+	}
+	var t *topic
+	switch e.(type) {
+	case Connected:
+		t = &b.connected
+	case Disconnected:
+		t = &b.disconnected
+	case MessageIn:
+		t = &b.messageIn
+	case MessageOut:
+		t = &b.messageOut
+	case Error:
+		t = &b.errs
+	default:
+		if v, ok := b.types.Load(reflect.TypeOf(e)); ok {
+			t = v.(*topic)
+		}
+	}
 	if b.all.n.Load() == 0 && (t == nil || t.n.Load() == 0) {
 		return
 	}
@@ -169,7 +220,7 @@ func Publish[E Event](b *Bus, e E) {
 
 func (b *Bus) enqueue(t *topic, e Event) {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return
 	}
@@ -207,14 +258,17 @@ func (b *Bus) drain() {
 
 // fanout is called by EventBus, on the dispatcher goroutine, for every
 // event: the subscribers of its type first, then those of every event, each
-// list in subscription order.
+// list in subscription order. Both lists are read before the first call, so
+// that a subscription a handler makes starts with the next event, whichever
+// list it joins.
 func (b *Bus) fanout(env *envelope) {
+	all := *loadSubs(&b.all)
 	if env.t != nil {
 		for _, s := range *loadSubs(env.t) {
 			b.call(s, env.e)
 		}
 	}
-	for _, s := range *loadSubs(&b.all) {
+	for _, s := range all {
 		b.call(s, env.e)
 	}
 }
@@ -234,10 +288,22 @@ func (b *Bus) call(s *subscription, e Event) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			b.logger.Error("events: handler panicked", "event", e.Topic(), "panic", r)
+			b.logger.Error("events: handler panicked", "event", topicName(e), "panic", r)
 		}
 	}()
 	s.call(e)
+}
+
+// topicName is e.Topic() for the panic log, or e's type if Topic panics
+// too (a nil pointer to an event type, say): a panic in the deferred
+// recover would end the process.
+func topicName(e Event) (name string) {
+	defer func() {
+		if recover() != nil {
+			name = fmt.Sprintf("%T", e)
+		}
+	}()
+	return e.Topic()
 }
 
 // wakeLocked releases the waiters whose events have all been delivered.
@@ -310,7 +376,7 @@ func (b *Bus) add(t *topic, call func(Event)) (func(), error) {
 	s.active.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return nil, ErrBusClosed
 	}
 	old := *loadSubs(t)
@@ -319,6 +385,7 @@ func (b *Bus) add(t *topic, call func(Event)) (func(), error) {
 	next = append(next, s)
 	t.subs.Store(&next)
 	t.n.Add(1)
+	b.total.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { b.remove(t, s) }) }, nil
 }
@@ -336,6 +403,7 @@ func (b *Bus) remove(t *topic, s *subscription) {
 	}
 	t.subs.Store(&next)
 	t.n.Add(-1)
+	b.total.Add(-1)
 }
 
 // Wait blocks until every event published before the call has been handed
@@ -363,14 +431,15 @@ func (b *Bus) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the bus: later events are discarded and Subscribe returns
-// ErrBusClosed. Events already queued are still delivered; Close does not
-// wait for them (Wait does). Close is idempotent.
+// Close stops the bus and returns at once: later events are discarded
+// (Publish allocates nothing, Enabled reports false) and Subscribe and
+// SubscribeAll return ErrBusClosed. Events already queued are still
+// delivered; Close does not wait for them (Wait does). Close is idempotent.
 func (b *Bus) Close() {
 	if b == nil {
 		return
 	}
 	b.mu.Lock()
-	b.closed = true
+	b.closed.Store(true)
 	b.mu.Unlock()
 }

@@ -82,11 +82,13 @@ func benchRound(b *testing.B, n int) {
 	}
 	clocks := make([]*clockwork.FakeClock, n)
 	conns := make([]*core.Conn, n)
+	peers := make([]*pongConn, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		clocks[i] = clockwork.NewFakeClock()
 		up := &core.Upgrader{Config: core.Config{Clock: clocks[i], Plugins: []core.Plugin{hb}, ReadBufferSize: 256, WriteBufferSize: 256}}
-		c, err := up.Accept(newPongConn())
+		peers[i] = newPongConn()
+		c, err := up.Accept(peers[i])
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,8 +97,8 @@ func benchRound(b *testing.B, n int) {
 		go func() { defer wg.Done(); _ = c.Serve(context.Background()) }()
 	}
 	defer func() {
-		for _, c := range conns {
-			_ = c.Abort(nil)
+		for _, p := range peers { // the socket ends: each read loop returns
+			_ = p.Close()
 		}
 		wg.Wait()
 	}()
@@ -139,7 +141,7 @@ func BenchmarkIdle(b *testing.B) {
 		b.Fatal(err)
 	}
 	measure := func(plugins []core.Plugin) (heap uint64, goroutines int, stop func()) {
-		conns := make([]*core.Conn, n)
+		peers := make([]*pongConn, n)
 		var hellos atomic.Int64
 		hello := func(context.Context, core.Frame) error { hellos.Add(1); return nil }
 		var wg sync.WaitGroup
@@ -149,11 +151,11 @@ func BenchmarkIdle(b *testing.B) {
 		g0 := runtime.NumGoroutine()
 		for i := range n {
 			up := &core.Upgrader{Config: core.Config{Plugins: plugins, Handler: hello}}
-			c, err := up.Accept(newPongConn())
+			peers[i] = newPongConn()
+			c, err := up.Accept(peers[i])
 			if err != nil {
 				b.Fatal(err)
 			}
-			conns[i] = c
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = c.Serve(context.Background()) }()
 		}
@@ -163,8 +165,8 @@ func BenchmarkIdle(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		return after.HeapAlloc - before.HeapAlloc, runtime.NumGoroutine() - g0, func() {
-			for _, c := range conns {
-				_ = c.Abort(nil)
+			for _, p := range peers {
+				_ = p.Close()
 			}
 			wg.Wait()
 		}

@@ -1,7 +1,6 @@
 package heartbeat_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -58,24 +57,21 @@ func TestConfigRejectsBadInput(t *testing.T) {
 	}
 }
 
-// Run refuses nil input instead of panicking, and RTT of a connection
-// without a heartbeat is false.
+// Attach refuses nil input instead of panicking, and StatsOf of a
+// connection without a heartbeat is false.
 func TestNilInput(t *testing.T) {
 	var h *heartbeat.Heartbeat
-	if err := h.Run(context.Background(), nil); !errors.Is(err, core.ErrInvalidConfig) {
-		t.Fatalf("nil Run: %v", err)
+	if err := h.Attach(nil); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("nil Attach: %v", err)
 	}
-	if err := mustHB(t, heartbeat.Config{}).Run(context.Background(), nil); !errors.Is(err, core.ErrInvalidConfig) {
-		t.Fatalf("Run on a nil conn: %v", err)
+	if err := mustHB(t, heartbeat.Config{}).Attach(nil); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("Attach to a nil handle: %v", err)
 	}
 	if _, ok := heartbeat.StatsOf(nil); ok {
 		t.Fatal("StatsOf(nil)")
 	}
-	if _, ok := heartbeat.RTT(nil); ok {
-		t.Fatal("RTT(nil)")
-	}
 	_, srv, _ := rawClient(t, &core.Upgrader{})
-	if _, ok := heartbeat.RTT(srv); ok {
-		t.Fatal("RTT of a connection without a heartbeat")
+	if _, ok := heartbeat.StatsOf(srv); ok {
+		t.Fatal("StatsOf a connection without a heartbeat")
 	}
 }

@@ -22,8 +22,8 @@ func Example() {
 	clock := clockwork.NewFakeClock()
 	bus := events.NewBus()
 	defer bus.Close()
-	pongs := make(chan events.PongReceived, 1)
-	unsubscribe, _ := events.Subscribe(bus, func(e events.PongReceived) { pongs <- e })
+	pongs := make(chan heartbeat.PongReceived, 1)
+	unsubscribe, _ := events.Subscribe(bus, func(e heartbeat.PongReceived) { pongs <- e })
 	defer unsubscribe()
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,11 +65,61 @@ func Example() {
 			advance(20 * time.Second) // the next ping
 		}
 	}
-	_ = c.Close(1000, "done")
+	st, _ := heartbeat.StatsOf(c)
+	fmt.Printf("sent %d, answered %d\n", st.Sent, st.Answered)
+	_ = c.Close(1000, "done") // starts the close handshake and returns
+	<-c.Done()                // the server answered: the connection ended
 	fmt.Println("ended by the heartbeat:", errors.Is(c.Err(), heartbeat.ErrTimeout))
 	// Output:
 	// pong #1 at 30s, rtt 0s
 	// pong #2 at 1m0s, rtt 0s
 	// pong #3 at 1m30s, rtt 0s
+	// sent 3, answered 3
 	// ended by the heartbeat: false
+}
+
+// A server that runs only the Responder plugin answers the browser
+// recipe's text "ping" with "pong"; the application's handler sees every
+// other message.
+func ExampleResponder() {
+	responder, err := heartbeat.Responder(heartbeat.Config{}) // "ping" and "pong"
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fromClient := make(chan string, 1)
+	up := &core.Upgrader{Config: core.Config{
+		Plugins: []core.Plugin{responder},
+		Handler: func(_ context.Context, f core.Frame) error { fromClient <- string(f.Payload); return nil },
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r)
+		if err == nil {
+			_ = c.Serve(r.Context())
+		}
+	}))
+	defer srv.Close()
+
+	// The client plays the browser recipe: it sends "ping" as a text
+	// message and reads "pong" back.
+	fromServer := make(chan string, 1)
+	ctx := context.Background()
+	c, err := core.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), core.Config{
+		Handler: func(_ context.Context, f core.Frame) error { fromServer <- string(f.Payload); return nil },
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() { _ = c.Serve(ctx) }()
+
+	_ = c.WriteText(ctx, "ping")
+	fmt.Println("client got:", <-fromServer)
+	_ = c.WriteText(ctx, "hello")
+	fmt.Println("server handler got:", <-fromClient)
+	_ = c.Close(1000, "done")
+	<-c.Done()
+	// Output:
+	// client got: pong
+	// server handler got: hello
 }

@@ -19,8 +19,8 @@ func TestPingsEveryIntervalAndPongResetsTheWatch(t *testing.T) {
 	hb := mustHB(t, heartbeat.Config{})
 	c, p, _ := dialRaw(t, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Plugins: []core.Plugin{hb}})
 	s.settle(1)
-	if _, ok := heartbeat.RTT(c); ok {
-		t.Fatal("RTT before any pong")
+	if st, ok := heartbeat.StatsOf(c); !ok || st != (heartbeat.Stats{}) {
+		t.Fatalf("StatsOf before the first ping = %+v, %v", st, ok)
 	}
 	s.step(30*time.Second, 1)
 	for i, at := range []string{"30s", "1m0s", "1m30s"} {
@@ -29,8 +29,8 @@ func TestPingsEveryIntervalAndPongResetsTheWatch(t *testing.T) {
 		s.step(250*time.Millisecond, 1) // the pong takes a quarter second
 		p.send(t, ws.OpPong, p.lastPing)
 		s.expect("c pong #" + itoa(i+1) + " rtt=250ms @" + at[:len(at)-1] + ".25s")
-		if rtt, ok := heartbeat.RTT(c); !ok || rtt != 250*time.Millisecond {
-			t.Fatalf("RTT = %v, %v", rtt, ok)
+		if st, _ := heartbeat.StatsOf(c); st.RTT != 250*time.Millisecond || st.Answered != uint64(i+1) {
+			t.Fatalf("StatsOf = %+v", st)
 		}
 		s.step(10*time.Second-250*time.Millisecond, 1) // the timeout passes: answered, nothing missed
 		s.step(20*time.Second, 1)                      // the next ping

@@ -50,7 +50,10 @@ type sim struct {
 
 func newSim(t *testing.T) *sim {
 	s := &sim{t: t, clock: clockwork.NewFakeClockAt(start), bus: events.NewBus(), ch: make(chan string, 256)}
-	t.Cleanup(s.bus.Close)
+	t.Cleanup(func() {
+		s.bus.Close()
+		_ = s.bus.Wait(testCtx(t)) // the dispatcher is gone before goleak looks
+	})
 	at := func(ts time.Time) string { return ts.Sub(start).String() }
 	rec := func(line string) {
 		s.mu.Lock()
@@ -58,16 +61,16 @@ func newSim(t *testing.T) *sim {
 		s.mu.Unlock()
 		s.ch <- line
 	}
-	subscribe(t, s.bus, func(e events.HeartbeatSent) { rec(fmt.Sprintf("%s sent #%d @%s", e.ConnID, e.Seq, at(e.At))) })
-	subscribe(t, s.bus, func(e events.PongReceived) {
+	subscribe(t, s.bus, func(e heartbeat.PingSent) { rec(fmt.Sprintf("%s sent #%d @%s", e.ConnID, e.Seq, at(e.At))) })
+	subscribe(t, s.bus, func(e heartbeat.PongReceived) {
 		rec(fmt.Sprintf("%s pong #%d rtt=%v @%s", e.ConnID, e.Seq, e.RTT, at(e.At)))
 	})
-	subscribe(t, s.bus, func(e events.HeartbeatMissed) {
+	subscribe(t, s.bus, func(e heartbeat.PingMissed) {
 		rec(fmt.Sprintf("%s missed #%d (%d) @%s", e.ConnID, e.Seq, e.Missed, at(e.At)))
 	})
-	subscribe(t, s.bus, func(e events.HeartbeatTimeout) {
+	subscribe(t, s.bus, func(e heartbeat.Timeout) {
 		if !errors.Is(e.Err, heartbeat.ErrTimeout) {
-			t.Errorf("HeartbeatTimeout.Err = %v", e.Err)
+			t.Errorf("Timeout.Err = %v", e.Err)
 		}
 		rec(fmt.Sprintf("%s timeout (%d) @%s", e.ConnID, e.Missed, at(e.At)))
 	})
@@ -98,7 +101,9 @@ func (s *sim) expect(want string) {
 // quiet checks that no event is pending once the bus delivered everything.
 func (s *sim) quiet() {
 	s.t.Helper()
-	s.bus.Wait()
+	if err := s.bus.Wait(testCtx(s.t)); err != nil {
+		s.t.Fatalf("bus.Wait: %v", err)
+	}
 	select {
 	case got := <-s.ch:
 		s.t.Fatalf("unexpected event %q", got)
@@ -124,6 +129,48 @@ func (s *sim) settle(n int) {
 	s.t.Helper()
 	if err := s.clock.BlockUntilContext(testCtx(s.t), n); err != nil {
 		s.t.Fatalf("%d timers never armed: %v", n, err)
+	}
+}
+
+// handles keeps the handle of every connection the tests make (withHandle
+// adds the plugin that records it), so that a test can do what only a
+// plugin may: abort a connection without a close handshake.
+var handles sync.Map // *core.Conn -> *core.Handle
+
+var keepHandle = core.PluginFunc(func(h *core.Handle) error {
+	handles.Store(h.Conn(), h)
+	return nil
+})
+
+// withHandle returns cfg with the keepHandle plugin last.
+func withHandle(cfg core.Config) core.Config {
+	cfg.Plugins = append(cfg.Plugins[:len(cfg.Plugins):len(cfg.Plugins)], keepHandle)
+	return cfg
+}
+
+// upgraderWithHandle returns a copy of up whose connections keep their
+// handle.
+func upgraderWithHandle(up *core.Upgrader) *core.Upgrader {
+	cp := *up
+	cp.Config = withHandle(up.Config)
+	return &cp
+}
+
+// abort ends c at once, as a plugin would, and waits (bounded) for its
+// end: the cleanup of a test whose peer never answers a close handshake on
+// a clock nobody advances. c must have been made with withHandle.
+func abort(t *testing.T, c *core.Conn) {
+	t.Helper()
+	h, ok := handles.LoadAndDelete(c)
+	if !ok {
+		t.Errorf("connection %s has no kept handle (made without withHandle): cannot abort it", c.ID())
+		return
+	}
+	_ = h.(*core.Handle).Abort(errors.New("test over"))
+	select {
+	case <-c.Done():
+	case <-time.After(testTimeout): // wall time: hang guard only
+		t.Errorf("connection %s did not end after Abort", c.ID())
 	}
 }
 
@@ -253,7 +300,7 @@ func rawServer(t *testing.T) (string, <-chan *peer) {
 func dialRaw(t *testing.T, cfg core.Config) (*core.Conn, *peer, <-chan error) {
 	t.Helper()
 	u, peers := rawServer(t)
-	c, err := core.Dial(testCtx(t), u, cfg)
+	c, err := core.Dial(testCtx(t), u, withHandle(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,10 +314,7 @@ func dialRaw(t *testing.T, cfg core.Config) (*core.Conn, *peer, <-chan error) {
 func serve(t *testing.T, c *core.Conn) <-chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- c.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		_ = c.Abort(errors.New("test over"))
-		<-c.Done()
-	})
+	t.Cleanup(func() { abort(t, c) })
 	return ch
 }
 
@@ -289,6 +333,7 @@ func waitErr(t *testing.T, ch <-chan error) error {
 // returns the raw peer, the server's connection and its Serve result.
 func rawClient(t *testing.T, up *core.Upgrader) (*peer, *core.Conn, <-chan error) {
 	t.Helper()
+	up = upgraderWithHandle(up)
 	conns := make(chan *core.Conn, 1)
 	errs := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -314,10 +359,7 @@ func rawClient(t *testing.T, up *core.Upgrader) (*peer, *core.Conn, <-chan error
 		br = bufio.NewReader(nc)
 	}
 	c := <-conns
-	t.Cleanup(func() {
-		_ = c.Abort(errors.New("test over"))
-		<-c.Done()
-	})
+	t.Cleanup(func() { abort(t, c) })
 	return &peer{nc: nc, br: br, client: true}, c, errs
 }
 
@@ -325,6 +367,7 @@ func rawClient(t *testing.T, up *core.Upgrader) (*peer, *core.Conn, <-chan error
 // socket buffers are shrunk so that a server writer blocks quickly.
 func stuckClient(t *testing.T, up *core.Upgrader) (net.Conn, *core.Conn, <-chan error) {
 	t.Helper()
+	up = upgraderWithHandle(up)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -368,6 +411,7 @@ type server struct{ url string }
 // connection it upgrades with up until the test ends.
 func newServer(t *testing.T, up *core.Upgrader) *server {
 	t.Helper()
+	up = upgraderWithHandle(up)
 	var mu sync.Mutex
 	var all []*core.Conn
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -383,7 +427,7 @@ func newServer(t *testing.T, up *core.Upgrader) *server {
 	t.Cleanup(func() {
 		mu.Lock()
 		for _, c := range all {
-			_ = c.Abort(errors.New("test over"))
+			abort(t, c)
 		}
 		mu.Unlock()
 		srv.Close()

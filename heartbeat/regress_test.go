@@ -68,18 +68,23 @@ func TestLatePongIsNotTheNextPingsAnswer(t *testing.T) {
 }
 
 // Found in review. A Heartbeat not made by New (the zero value) aborted
-// every connection at once; it is now refused with an error, and a nil
+// every connection at once; it is now refused with an error: its Attach
+// fails, which fails the Dial, and the peer is told why with 1011. A nil
 // one's Config does not panic.
 func TestZeroHeartbeatIsRefused(t *testing.T) {
 	var hb heartbeat.Heartbeat
-	_, p, done := dialRaw(t, core.Config{ID: "c", Plugins: []core.Plugin{&hb}})
-	if op, _ := p.read(t); op != ws.OpClose {
-		t.Fatalf("peer read %v, want the close frame", op)
+	u, peers := rawServer(t)
+	c, err := core.Dial(testCtx(t), u, core.Config{ID: "c", Plugins: []core.Plugin{&hb}})
+	if c != nil || !errors.Is(err, core.ErrInvalidConfig) || errors.Is(err, heartbeat.ErrTimeout) {
+		t.Fatalf("Dial = %v, %v; want ErrInvalidConfig", c, err)
 	}
-	p.send(t, ws.OpClose, "") // answered: no wait for the close timeout
-	err := waitErr(t, done)
-	if !errors.Is(err, core.ErrInvalidConfig) || errors.Is(err, heartbeat.ErrTimeout) {
-		t.Fatalf("Serve = %v", err)
+	p := <-peers
+	if p == nil {
+		t.Fatal("raw server failed")
+	}
+	p.expectFrame(t, ws.OpClose, string(ws.NewCloseFrameBody(ws.StatusInternalServerError, "internal error")))
+	if _, _, err := p.tryRead(); err == nil {
+		t.Fatal("the socket of a refused connection stayed open")
 	}
 	var h *heartbeat.Heartbeat
 	if h.Config().Interval != 0 {
@@ -136,7 +141,7 @@ func TestProtocolPingWithCustomPayload(t *testing.T) {
 // Responder uses the config's Classify: a JSON ping gets the configured
 // pong.
 func TestResponderWithClassify(t *testing.T) {
-	mw, err := heartbeat.Responder(heartbeat.Config{
+	r, err := heartbeat.Responder(heartbeat.Config{
 		PingPayload: []byte(`{"type":"ping"}`),
 		PongPayload: []byte(`{"type":"pong"}`),
 		Classify: func(op ws.OpCode, p []byte) heartbeat.Kind {
@@ -151,7 +156,7 @@ func TestResponderWithClassify(t *testing.T) {
 	}
 	got := make(chan string, 4)
 	handler := func(_ context.Context, f core.Frame) error { got <- string(f.Payload); return nil }
-	p, _, _ := rawClient(t, &core.Upgrader{Config: core.Config{Handler: handler, Inbound: core.NewChain(mw)}})
+	p, _, _ := rawClient(t, &core.Upgrader{Config: core.Config{Handler: handler, Plugins: []core.Plugin{r}}})
 	p.send(t, ws.OpText, `{"type":"ping","id":3}`)
 	p.expectFrame(t, ws.OpText, `{"type":"pong"}`)
 	p.send(t, ws.OpText, `{"type":"quote"}`)

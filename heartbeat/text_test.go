@@ -5,18 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 
 	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/heartbeat"
 )
 
 // Text mode against a peer that speaks only the recipe's "ping"/"pong": our
 // pings are text, its pong answers them, its pings get our pong, and no
-// heartbeat message ever reaches the handler or the outbound chain.
+// heartbeat message ever reaches the handler or the outbound chain, or
+// publishes a MessageOut.
 func TestTextModeAgainstARecipePeer(t *testing.T) {
 	s := newSim(t)
 	hb := mustHB(t, heartbeat.Config{Mode: heartbeat.Text})
@@ -28,6 +31,7 @@ func TestTextModeAgainstARecipePeer(t *testing.T) {
 			return next(ctx, f)
 		}
 	})
+	subscribe(t, s.bus, func(e events.MessageOut) { got <- "MessageOut " + string(e.Payload) })
 	c, p, done := dialRaw(t, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Handler: handler, Outbound: outbound, Plugins: []core.Plugin{hb}})
 	s.settle(1)
 
@@ -113,16 +117,37 @@ func TestTextModeWithJSONClassify(t *testing.T) {
 	s.quiet()
 }
 
-// The Responder lets a plain server answer the browser recipe: text pings
-// get pongs and stop there; everything else goes on.
+// The Responder plugin lets a plain server answer the browser recipe: text
+// pings get pongs and stop there; everything else goes on to the handler.
+// The pong is not the application's traffic: it passes no outbound
+// middleware and publishes no MessageOut, while the application's own
+// writes do both.
 func TestResponderAnswersTextPings(t *testing.T) {
-	mw, err := heartbeat.Responder(heartbeat.Config{})
+	r, err := heartbeat.Responder(heartbeat.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	bus := events.NewBus()
+	t.Cleanup(func() { bus.Close(); _ = bus.Wait(testCtx(t)) })
+	out := make(chan string, 16)
+	subscribe(t, bus, func(e events.MessageOut) { out <- "MessageOut " + string(e.Payload) })
+	outbound := core.NewChain(func(next core.Handler) core.Handler {
+		return func(ctx context.Context, f core.Frame) error {
+			out <- "outbound " + string(f.Payload)
+			return next(ctx, f)
+		}
+	})
 	got := make(chan string, 16)
-	handler := func(_ context.Context, f core.Frame) error { got <- string(f.Payload); return nil }
-	p, _, _ := rawClient(t, &core.Upgrader{Config: core.Config{Handler: handler, Inbound: core.NewChain(mw)}})
+	handler := func(ctx context.Context, f core.Frame) error {
+		got <- string(f.Payload)
+		if string(f.Payload) == "echo" {
+			return core.FromContext(ctx).WriteText(ctx, "echoed")
+		}
+		return nil
+	}
+	p, _, _ := rawClient(t, &core.Upgrader{Config: core.Config{
+		Bus: bus, Handler: handler, Outbound: outbound, Plugins: []core.Plugin{r},
+	}})
 	p.send(t, ws.OpText, "ping")
 	p.expectFrame(t, ws.OpText, "pong")
 	p.send(t, ws.OpText, "pong")
@@ -135,6 +160,18 @@ func TestResponderAnswersTextPings(t *testing.T) {
 	}
 	p.send(t, ws.OpText, "ping")
 	p.expectFrame(t, ws.OpText, "pong")
+	p.send(t, ws.OpText, "echo") // the application writes: outbound chain and MessageOut
+	p.expectFrame(t, ws.OpText, "echoed")
+	if err := bus.Wait(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(out) > 0 {
+		seen = append(seen, <-out)
+	}
+	if want := []string{"outbound echoed", "MessageOut echoed"}; !slices.Equal(seen, want) {
+		t.Fatalf("outbound chain and MessageOut saw %q, want only the application's write %q", seen, want)
+	}
 
 	if _, err := heartbeat.Responder(heartbeat.Config{PingPayload: []byte("x"), PongPayload: []byte("x")}); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Fatalf("same ping and pong: %v", err)
@@ -149,7 +186,7 @@ func TestTextModeBothEnds(t *testing.T) {
 	got := make(chan string, 16)
 	handler := func(_ context.Context, f core.Frame) error { got <- string(f.Payload); return nil }
 	srv := newServer(t, &core.Upgrader{Config: core.Config{ID: "s", Clock: s.clock, Bus: s.bus, Handler: handler, Plugins: []core.Plugin{hb}}})
-	c, err := core.Dial(testCtx(t), srv.url, core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Handler: handler, Plugins: []core.Plugin{hb}})
+	c, err := core.Dial(testCtx(t), srv.url, withHandle(core.Config{ID: "c", Clock: s.clock, Bus: s.bus, Handler: handler, Plugins: []core.Plugin{hb}}))
 	if err != nil {
 		t.Fatal(err)
 	}

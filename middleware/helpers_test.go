@@ -37,10 +37,22 @@ func pair(t *testing.T, srvCfg, cliCfg core.Config) (*core.Conn, <-chan error, <
 	cliErr := make(chan error, 1)
 	go func() { cliErr <- c.Serve(context.Background()) }()
 	t.Cleanup(func() {
-		_ = c.Close(1000, "")
-		<-c.Done()
+		_ = c.Close(1000, "") // starts the close; the server answers it
+		select {
+		case <-c.Done():
+		case <-testCtx(t).Done():
+			t.Error("the client did not end after Close")
+		}
 	})
 	return c, cliErr, srvErr
+}
+
+// testCtx bounds a wait, so that a bug fails a test instead of hanging it;
+// nothing waits for it when the code works.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // wall time: hang guard only
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func wait(t *testing.T, ch <-chan error) error {

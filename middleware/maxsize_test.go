@@ -46,7 +46,7 @@ func TestMaxSizeOutboundKeepsConnection(t *testing.T) {
 		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
 	}
 	bus := events.NewBus()
-	defer bus.Close()
+	t.Cleanup(func() { bus.Close(); _ = bus.Wait(testCtx(t)) })
 	refusals := make(chan events.Error, 1)
 	unsub, err := events.Subscribe(bus, func(e events.Error) { refusals <- e })
 	if err != nil {
@@ -62,7 +62,9 @@ func TestMaxSizeOutboundKeepsConnection(t *testing.T) {
 	if err := c.WriteText(context.Background(), "way too long"); !errors.Is(err, core.ErrMessageTooBig) {
 		t.Fatalf("outbound: %v", err)
 	}
-	bus.Wait()
+	if err := bus.Wait(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case e := <-refusals:
 		if e.Fatal || !errors.Is(e.Err, core.ErrMessageTooBig) {

@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -33,20 +32,24 @@ func TestPingLimitClosesAFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The client's plugin counts the pongs it gets, and keeps its handle:
+	// sending a ping is a plugin's operation.
 	pongs := make(chan struct{}, 100)
-	countPongs := core.PluginFunc(func(_ context.Context, c *core.Conn) error {
-		return c.OnControl(func(op ws.OpCode, _ []byte) {
+	var client *core.Handle
+	countPongs := core.PluginFunc(func(h *core.Handle) error {
+		client = h
+		return h.OnControl(func(op ws.OpCode, _ []byte) {
 			if op == ws.OpPong {
 				pongs <- struct{}{}
 			}
 		})
 	})
-	c, cliErr, srvErr := pair(t, core.Config{Clock: clock, Plugins: []core.Plugin{limit}}, core.Config{Plugins: []core.Plugin{countPongs}})
-	ctx := context.Background()
+	_, cliErr, srvErr := pair(t, core.Config{Clock: clock, Plugins: []core.Plugin{limit}}, core.Config{Plugins: []core.Plugin{countPongs}})
+	ctx := testCtx(t)
 	ping := func(n int) {
 		t.Helper()
 		for range n {
-			if err := c.Ping(ctx, []byte("p")); err != nil {
+			if err := client.Ping(ctx, []byte("p")); err != nil {
 				t.Fatal(err)
 			}
 		}

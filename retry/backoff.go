@@ -25,8 +25,8 @@ const (
 )
 
 // Backoff maps an attempt number to the delay before that attempt. It is
-// stateless, so one Backoff may be shared by any number of reconnect loops
-// and tested as a table.
+// stateless, so one Backoff may be shared by any number of clients and
+// tested as a table.
 //
 // Attempt 1 is the first retry after a connection was lost. Next returns the
 // delay to wait before that attempt, or false to stop retrying. An attempt

@@ -1,10 +1,15 @@
 package retry_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/retry"
 )
 
@@ -16,7 +21,7 @@ func ExampleNew() {
 	}
 	var prev, elapsed time.Duration
 	for attempt := 1; ; attempt++ {
-		d, ok := p.Next(attempt, prev, elapsed)
+		d, ok := p.Next(retry.Outage{Attempt: attempt, Prev: prev, Elapsed: elapsed})
 		if !ok {
 			fmt.Println("give up")
 			break
@@ -57,7 +62,7 @@ func ExampleWithJitter() {
 	}
 	var prev time.Duration
 	for attempt := 1; attempt <= 5; attempt++ {
-		d, _ := p.Next(attempt, prev, 0)
+		d, _ := p.Next(retry.Outage{Attempt: attempt, Prev: prev})
 		fmt.Println(d.Round(time.Millisecond))
 		prev = d
 	}
@@ -77,4 +82,51 @@ func ExampleParseJitter() {
 	// Output:
 	// true <nil>
 	// retry: invalid policy: unknown jitter "sometimes" (want none, full, equal or decorrelated)
+}
+
+// A server that refuses the handshake with Retry-After: 7 is tried again
+// after 7 s; any other error gets the backoff's delay.
+func ExampleWithHint() {
+	p, err := retry.New(retry.WithHint(retry.RetryAfter))
+	if err != nil {
+		panic(err)
+	}
+	busy := &core.HandshakeError{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"7"}}}
+	d, _ := p.Next(retry.Outage{Attempt: 1, Cause: fmt.Errorf("dial: %w", busy)})
+	fmt.Println(d)
+	d, _ = p.Next(retry.Outage{Attempt: 1, Cause: errors.New("connection refused")})
+	fmt.Println(d)
+	// Output:
+	// 7s
+	// 1s
+}
+
+// The schedule a client's supervisor follows, driven by hand on a fake
+// clock: tether.Client makes these calls, and waits the delays on its own
+// clock. The default policy tries after 1, 2, 4, 8 and 16 s, then gives up.
+func ExampleReconnect() {
+	clock := clockwork.NewFakeClock()
+	sched, err := (&retry.Reconnect{}).Start(core.ClientInfo{ID: "client-1", Clock: clock})
+	if err != nil {
+		panic(err)
+	}
+	start := clock.Now()
+	for {
+		d, err := sched.Lost(errors.New("connection refused"))
+		if err != nil {
+			fmt.Println(err)
+			fmt.Println("matches ErrGaveUp:", errors.Is(err, retry.ErrGaveUp))
+			break
+		}
+		clock.Advance(d)
+		fmt.Printf("attempt %d at %v\n", sched.Dialing(), clock.Since(start))
+	}
+	// Output:
+	// attempt 1 at 1s
+	// attempt 2 at 3s
+	// attempt 3 at 7s
+	// attempt 4 at 15s
+	// attempt 5 at 31s
+	// retry: gave up after 5 attempt(s): connection refused
+	// matches ErrGaveUp: true
 }

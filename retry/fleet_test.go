@@ -44,7 +44,7 @@ func simulateFleet(t *testing.T, strategy string, j retry.Jitter) fleetResult {
 	for range fleetSize {
 		var now, prev time.Duration
 		for attempt := 1; ; attempt++ {
-			d, ok := p.Next(attempt, prev, now)
+			d, ok := p.Next(retry.Outage{Attempt: attempt, Prev: prev, Elapsed: now})
 			if !ok {
 				t.Fatalf("%s: gave up at attempt %d with unlimited attempts", strategy, attempt)
 			}

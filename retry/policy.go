@@ -112,11 +112,13 @@ func WithMaxElapsed(d time.Duration) Option {
 	}
 }
 
-// WithStableAfter sets how long a new connection must stay open before the
-// reconnect loop resets its attempt counter. Default 0: reset as soon as a
+// WithStableAfter sets how long a new connection must stay open before it
+// ends the outage: only then does the reconnect schedule (Reconnect) reset
+// its attempt counter and the outage's start. Default 0: reset as soon as a
 // connection opens, as the recipe does. A connection that opens and drops at
 // once then retries at the first delay again, forever; a few seconds here
-// makes such a flapping server see the backoff grow. Negative is an error.
+// makes such a flapping server see the backoff grow, and lets
+// WithMaxAttempts and WithMaxElapsed end the outage. Negative is an error.
 func WithStableAfter(d time.Duration) Option {
 	return func(p *Policy) error {
 		if d < 0 {

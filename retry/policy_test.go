@@ -19,7 +19,7 @@ func schedule(p *retry.Policy, n int) []time.Duration {
 	var out []time.Duration
 	var prev, elapsed time.Duration
 	for attempt := 1; attempt <= n; attempt++ {
-		d, ok := p.Next(attempt, prev, elapsed)
+		d, ok := p.Next(retry.Outage{Attempt: attempt, Prev: prev, Elapsed: elapsed})
 		if !ok {
 			break
 		}
@@ -53,10 +53,10 @@ func TestDefaultSchedule(t *testing.T) {
 		if got := schedule(p, 100); !equalDurations(got, want) {
 			t.Errorf("%s: schedule %v, want %v", name, got, want)
 		}
-		if d, ok := p.Next(6, 16*s, 31*s); ok || d != 0 {
+		if d, ok := p.Next(retry.Outage{Attempt: 6, Prev: 16 * s, Elapsed: 31 * s}); ok || d != 0 {
 			t.Errorf("%s: Next(6) = %v, %v; want 0, false", name, d, ok)
 		}
-		if d, ok := p.Next(0, 0, 0); !ok || d != s {
+		if d, ok := p.Next(retry.Outage{Attempt: 0}); !ok || d != s {
 			t.Errorf("%s: Next(0) = %v, %v; want 1s, true", name, d, ok)
 		}
 		if got := p.MaxAttempts(); got != retry.DefaultMaxAttempts {
@@ -110,12 +110,12 @@ func TestPolicySchedules(t *testing.T) {
 func TestMaxElapsedExtremes(t *testing.T) {
 	p := must[*retry.Policy](t)(retry.New(retry.WithMaxElapsed(time.Minute)))
 	for _, elapsed := range []time.Duration{time.Minute, time.Hour, math.MaxInt64} {
-		if d, ok := p.Next(1, 0, elapsed); ok {
+		if d, ok := p.Next(retry.Outage{Attempt: 1, Elapsed: elapsed}); ok {
 			t.Errorf("Next(1, 0, %v) = %v, true; want false", elapsed, d)
 		}
 	}
 	for _, elapsed := range []time.Duration{-time.Hour, math.MinInt64} {
-		if d, ok := p.Next(1, 0, elapsed); !ok || d != s {
+		if d, ok := p.Next(retry.Outage{Attempt: 1, Elapsed: elapsed}); !ok || d != s {
 			t.Errorf("Next(1, 0, %v) = %v, %v; negative elapsed should count as 0", elapsed, d, ok)
 		}
 	}
@@ -128,7 +128,7 @@ func TestUnlimited(t *testing.T) {
 	}
 	for _, n := range []int{1, 5, 6, 1000, math.MaxInt} {
 		want := min(time.Duration(1<<min(n-1, 10))*s, retry.DefaultMax)
-		if d, ok := p.Next(n, 0, 0); !ok || d != want {
+		if d, ok := p.Next(retry.Outage{Attempt: n}); !ok || d != want {
 			t.Errorf("Next(%d) = %v, %v; want %v, true", n, d, ok, want)
 		}
 	}
@@ -146,10 +146,10 @@ func TestPolicyPassesPrev(t *testing.T) {
 	j := must[retry.Jitter](t)(retry.DecorrelatedJitter(s, time.Hour))
 	p := must[*retry.Policy](t)(retry.New(retry.WithJitter(j), retry.WithRand(newRand(t, 1))))
 	for range 1000 {
-		if d, _ := p.Next(1, 100*s, 0); d < s || d > 300*s {
+		if d, _ := p.Next(retry.Outage{Attempt: 1, Prev: 100 * s}); d < s || d > 300*s {
 			t.Fatalf("Next with prev 100s = %v, want in [1s, 300s]", d)
 		}
-		if d, _ := p.Next(1, -s, 0); d < s || d > 3*s {
+		if d, _ := p.Next(retry.Outage{Attempt: 1, Prev: -s}); d < s || d > 3*s {
 			t.Fatalf("Next with prev -1s = %v, want in [1s, 3s]", d)
 		}
 	}
@@ -181,6 +181,7 @@ func TestOptionBadInput(t *testing.T) {
 		{"min int attempts", retry.WithMaxAttempts(math.MinInt)},
 		{"negative max elapsed", retry.WithMaxElapsed(-s)},
 		{"negative stable after", retry.WithStableAfter(-1)},
+		{"nil hint", retry.WithHint(nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,7 +219,7 @@ func TestPolicyConcurrent(t *testing.T) {
 		wg.Go(func() {
 			var prev time.Duration
 			for n := range 1000 {
-				d, ok := p.Next(n%10+1, prev, 0)
+				d, ok := p.Next(retry.Outage{Attempt: n%10 + 1, Prev: prev})
 				if !ok || d < 0 || d > retry.DefaultMax {
 					t.Errorf("Next = %v, %v", d, ok)
 					return
