@@ -38,8 +38,9 @@ type Config struct {
 	Inbound  Chain
 	Outbound Chain
 
-	// Plugins attach behaviour (heartbeat, ...) when the connection starts
-	// serving. See Plugin.
+	// Plugins attach behaviour (heartbeat, ...) to every connection, in
+	// order, when the connection is created (before Dial, Accept or
+	// Upgrade returns it). See Plugin.
 	Plugins []Plugin
 
 	// MaxMessageSize bounds an inbound message, fragments included; a bigger

@@ -30,8 +30,9 @@ type ClientInfo struct {
 // its methods from one goroutine, one call at a time, so a Schedule needs
 // no lock. The calls follow the client's life:
 //
-//	Opened (the first connection)
-//	  then, for every loss: Lost ... Dialing ... (Lost ... Dialing ...) Opened
+//	Opened (the first connection; with tether.WithRetryFirstDial, a first
+//	        dial that failed comes first: Lost, Dialing, ... Opened)
+//	  then, for every loss: Lost, Dialing, (Lost, Dialing, ...) Opened
 //	  or, for a reconnect the application asked for: Forced, Dialing, ...
 //
 // A Lost that returns an error ends the client with that error.

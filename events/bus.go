@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -56,8 +57,19 @@ type Bus struct {
 
 // topic is the subscription list of one event type.
 type topic struct {
-	n    atomic.Int32 // live subscriptions
-	subs atomic.Pointer[[]*subscription]
+	n       atomic.Int32 // live subscriptions
+	skipped atomic.Int32 // SubscribeAll subscriptions that skip this type (Except)
+	subs    atomic.Pointer[[]*subscription]
+}
+
+// wanted reports whether an event of record t (nil: a type nobody
+// subscribes to nor skips) has a subscriber: of its type, or of every
+// event without skipping it.
+func (b *Bus) wanted(t *topic) bool {
+	if all := b.all.n.Load(); all > 0 && (t == nil || t.skipped.Load() < all) {
+		return true
+	}
+	return t != nil && t.n.Load() > 0
 }
 
 // envelope is what travels through EventBus: an event and the record of
@@ -75,6 +87,7 @@ type waiter struct {
 type subscription struct {
 	active atomic.Bool
 	call   func(Event)
+	skip   []*topic // for SubscribeAll: the types it skips (Except)
 }
 
 // ebTopic is the one EventBus topic every event is dispatched on. Types are
@@ -153,14 +166,11 @@ func Enabled[E Event](b *Bus) bool {
 	if b == nil || b.closed.Load() {
 		return false
 	}
-	if b.all.n.Load() > 0 {
-		return true
-	}
 	t := topicOf[E](b, false)
 	if t == &dynamic {
 		return b.total.Load() > 0
 	}
-	return t != nil && t.n.Load() > 0
+	return b.wanted(t)
 }
 
 // Publish queues e for delivery to the subscribers of its type and to
@@ -184,7 +194,7 @@ func Publish[E Event](b *Bus, e E) {
 		b.publishValue(e)
 		return
 	}
-	if b.all.n.Load() == 0 && (t == nil || t.n.Load() == 0) {
+	if !b.wanted(t) {
 		return
 	}
 	b.enqueue(t, e)
@@ -212,7 +222,7 @@ func (b *Bus) publishValue(e Event) {
 			t = v.(*topic)
 		}
 	}
-	if b.all.n.Load() == 0 && (t == nil || t.n.Load() == 0) {
+	if !b.wanted(t) {
 		return
 	}
 	b.enqueue(t, e)
@@ -269,7 +279,9 @@ func (b *Bus) fanout(env *envelope) {
 		}
 	}
 	for _, s := range all {
-		b.call(s, env.e)
+		if !slices.Contains(s.skip, env.t) {
+			b.call(s, env.e)
+		}
 	}
 }
 
@@ -349,7 +361,7 @@ func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 	if reflect.TypeFor[E]().Kind() == reflect.Interface {
 		return nil, fmt.Errorf("%w: %v is an interface", ErrNotAStruct, reflect.TypeFor[E]())
 	}
-	return b.add(topicOf[E](b, true), func(e Event) { fn(e.(E)) })
+	return b.add(topicOf[E](b, true), func(e Event) { fn(e.(E)) }, nil)
 }
 
 // SubscribeAll registers fn for every event published on the bus, of
@@ -359,20 +371,54 @@ func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 // called before those of SubscribeAll.
 //
 // Subscribing to every event makes connections publish every message
-// (MessageIn, MessageOut), which costs a copy per message: a program that
-// cares filters nothing here, it subscribes to the types it needs instead.
-func SubscribeAll(b *Bus, fn func(Event)) (unsubscribe func(), err error) {
+// (MessageIn, MessageOut), which costs a copy per message. A subscriber
+// that has no use for some types says so with except: events of those
+// types never reach fn, and fn does not count as their subscriber, so
+// they are not even built for it:
+//
+//	events.SubscribeAll(bus, log, events.Except[events.MessageIn](), events.Except[events.MessageOut]())
+func SubscribeAll(b *Bus, fn func(Event), except ...Skip) (unsubscribe func(), err error) {
 	if b == nil {
 		return nil, ErrNilBus
 	}
 	if fn == nil {
 		return nil, ErrNilHandler
 	}
-	return b.add(&b.all, fn)
+	var skip []*topic
+	for _, x := range except {
+		if x.of == nil {
+			return nil, fmt.Errorf("%w: a zero Skip; make one with Except", ErrNotAStruct)
+		}
+		t, err := x.of(b)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(skip, t) {
+			skip = append(skip, t)
+		}
+	}
+	return b.add(&b.all, fn, skip)
 }
 
-func (b *Bus) add(t *topic, call func(Event)) (func(), error) {
-	s := &subscription{call: call}
+// Skip names an event type a SubscribeAll subscription skips; make one
+// with Except.
+type Skip struct {
+	of func(*Bus) (*topic, error)
+}
+
+// Except returns the Skip of events of type E, for SubscribeAll. E must be
+// a concrete type (ErrNotAStruct otherwise).
+func Except[E Event]() Skip {
+	return Skip{of: func(b *Bus) (*topic, error) {
+		if reflect.TypeFor[E]().Kind() == reflect.Interface {
+			return nil, fmt.Errorf("%w: Except[%v]", ErrNotAStruct, reflect.TypeFor[E]())
+		}
+		return topicOf[E](b, true), nil
+	}}
+}
+
+func (b *Bus) add(t *topic, call func(Event), skip []*topic) (func(), error) {
+	s := &subscription{call: call, skip: skip}
 	s.active.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -384,6 +430,9 @@ func (b *Bus) add(t *topic, call func(Event)) (func(), error) {
 	copy(next, old)
 	next = append(next, s)
 	t.subs.Store(&next)
+	for _, x := range skip { // before n, so that Enabled never sees the subscription without its skips
+		x.skipped.Add(1)
+	}
 	t.n.Add(1)
 	b.total.Add(1)
 	var once sync.Once
@@ -403,6 +452,9 @@ func (b *Bus) remove(t *topic, s *subscription) {
 	}
 	t.subs.Store(&next)
 	t.n.Add(-1)
+	for _, x := range s.skip { // after n, for the same reason
+		x.skipped.Add(-1)
+	}
 	b.total.Add(-1)
 }
 

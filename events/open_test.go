@@ -188,3 +188,60 @@ func TestEnabledThroughAnInterface(t *testing.T) {
 		t.Fatalf("%v allocations per Enabled[events.Event]", a)
 	}
 }
+
+// A SubscribeAll subscriber can skip types (Except): their events never
+// reach it, it does not make them enabled (so per-message events are not
+// even built for a logger that drops them), and another subscriber of the
+// type still gets them. Unsubscribing restores the counts.
+func TestSubscribeAllExcept(t *testing.T) {
+	b := events.NewBus()
+	defer b.Close()
+	var got []string
+	unsub, err := events.SubscribeAll(b, func(e events.Event) { got = append(got, e.Topic()) },
+		events.Except[events.MessageIn](), events.Except[events.MessageOut](), events.Except[RateLimited](),
+		events.Except[events.MessageIn]()) // twice: counted once
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events.Enabled[events.MessageIn](b) || events.Enabled[events.MessageOut](b) || events.Enabled[RateLimited](b) {
+		t.Fatal("a skipped type is enabled by the subscriber that skips it")
+	}
+	if !events.Enabled[events.Connected](b) || !events.Enabled[events.Error](b) {
+		t.Fatal("a type not skipped is not enabled")
+	}
+	if a := testing.AllocsPerRun(1000, func() { events.Publish(b, events.MessageIn{ConnID: "c1"}) }); a != 0 {
+		t.Fatalf("%v allocations publishing a skipped type", a)
+	}
+	var typed []string
+	mustSub(t, b, func(e RateLimited) { typed = append(typed, e.Topic()) })
+	if !events.Enabled[RateLimited](b) {
+		t.Fatal("a typed subscriber does not enable a type another one skips")
+	}
+	events.Publish(b, events.MessageIn{ConnID: "c1"})
+	events.Publish(b, RateLimited{ConnID: "c1"})
+	events.Publish(b, events.Connected{ConnID: "c1"})
+	wait(t, b)
+	if len(got) != 1 || got[0] != "tether.connected" || len(typed) != 1 {
+		t.Fatalf("SubscribeAll got %q, the typed subscriber %q", got, typed)
+	}
+
+	other := mustSubAll(t, b, func(events.Event) {}) // skips nothing
+	if !events.Enabled[events.MessageIn](b) {
+		t.Fatal("a second SubscribeAll that skips nothing does not enable MessageIn")
+	}
+	other()
+	unsub()
+	if events.Enabled[events.Connected](b) {
+		t.Fatal("enabled after every SubscribeAll left")
+	}
+	mustSubAll(t, b, func(events.Event) {})()
+	if events.Enabled[events.MessageIn](b) {
+		t.Fatal("counts not restored")
+	}
+	if _, err := events.SubscribeAll(b, func(events.Event) {}, events.Except[events.Event]()); !errors.Is(err, events.ErrNotAStruct) {
+		t.Fatalf("Except of an interface: %v", err)
+	}
+	if _, err := events.SubscribeAll(b, func(events.Event) {}, events.Skip{}); !errors.Is(err, events.ErrNotAStruct) {
+		t.Fatalf("a zero Skip: %v", err)
+	}
+}

@@ -98,23 +98,13 @@ func drain(buses ...*events.Bus) {
 // ms is a duration in milliseconds, with sub-millisecond precision.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// subscribeLifecycle subscribes fn to every lifecycle event of bus: every
-// event, of every package, but the per-message ones (events.MessageIn and
-// events.MessageOut). Events reach fn in publish order, so the events of
-// one connection in the order they happened, on the bus's dispatcher
-// goroutine.
-//
-// Subscribing to every event makes connections copy each message for the
-// bus, although fn drops them: the price of seeing every topic, a third
-// party's included, without listing them.
+// subscribeLifecycle subscribes fn to every event of bus but the
+// per-message ones (events.MessageIn, MessageOut), a third party's
+// included. Skipping those with events.Except keeps the connections from
+// copying every message for a log that drops them. Events reach fn in
+// order, on the bus's dispatcher goroutine.
 func subscribeLifecycle(bus *events.Bus, fn func(events.Event)) (unsubscribe func(), err error) {
-	return events.SubscribeAll(bus, func(e events.Event) {
-		switch e.(type) {
-		case events.MessageIn, events.MessageOut:
-			return
-		}
-		fn(e)
-	})
+	return events.SubscribeAll(bus, fn, events.Except[events.MessageIn](), events.Except[events.MessageOut]())
 }
 
 // lineWriter writes one line per record, as text or as JSON, and is safe
