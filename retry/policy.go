@@ -148,7 +148,9 @@ func WithRand(r Rand) Option {
 // WithHint lets the error that ended the last connection or attempt set
 // the next delay: when hint(cause) returns true, its delay replaces the
 // backoff's, without jitter, still bounded by WithMaxAttempts and
-// WithMaxElapsed (and never negative). RetryAfter is a ready hint: a
+// WithMaxElapsed (and never negative), and by nothing else: a server that
+// says Retry-After: 86400 parks the client for a day unless WithMaxElapsed
+// is set. RetryAfter is a ready hint: a
 // server's Retry-After header. Default: none. A nil hint is an error.
 func WithHint(hint func(cause error) (time.Duration, bool)) Option {
 	return func(p *Policy) error {
