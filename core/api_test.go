@@ -40,8 +40,11 @@ func TestNilArguments(t *testing.T) {
 	if err := p.srv.Write(nil, ws.OpText, []byte("x")); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Fatalf("Write(nil ctx): %v", err)
 	}
-	if err := p.srv.Ping(nil, nil); !errors.Is(err, core.ErrInvalidConfig) {
+	if err := p.h.Ping(nil, nil); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Fatalf("Ping(nil ctx): %v", err)
+	}
+	if err := p.h.WriteDirect(nil, ws.OpText, []byte("x")); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("WriteDirect(nil ctx): %v", err)
 	}
 	if err := p.srv.Serve(nil); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Fatalf("Serve(nil ctx): %v", err)
@@ -49,8 +52,8 @@ func TestNilArguments(t *testing.T) {
 	if err := p.srv.Serve(context.Background()); !errors.Is(err, core.ErrAlreadyServing) {
 		t.Fatalf("second Serve: %v", err)
 	}
-	if err := p.srv.OnControl(func(ws.OpCode, []byte) {}); !errors.Is(err, core.ErrAlreadyServing) {
-		t.Fatalf("OnControl after the read loop started: %v", err)
+	if err := p.h.OnControl(func(ws.OpCode, []byte) {}); !errors.Is(err, core.ErrAttachOnly) {
+		t.Fatalf("OnControl after Attach: %v", err)
 	}
 }
 
@@ -108,8 +111,8 @@ func TestEventOrderAroundServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c2.Close(ws.StatusNormalClosure, "")
-	<-c2.Done()
-	bus.Wait()
+	waitDone(t, c2)
+	busWait(t, bus)
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -351,3 +351,13 @@ func TestCloseArgumentsChecked(t *testing.T) {
 		t.Fatalf("got %q", f.Payload)
 	}
 }
+
+// Control frames are bounded by 125 bytes, not by MaxMessageSize.
+func TestPingBiggerThanMessageLimit(t *testing.T) {
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{MaxMessageSize: 10}})
+	p.send(t, masked(ws.NewPingFrame(bytes.Repeat([]byte("p"), 20))))
+	if f := p.readFrame(t); f.Header.OpCode != ws.OpPong || len(f.Payload) != 20 {
+		code, reason := ws.ParseCloseFrameData(f.Payload)
+		t.Fatalf("got %v %d %q, want a 20-byte pong", f.Header.OpCode, code, reason)
+	}
+}
