@@ -399,3 +399,59 @@ func busWait(t *testing.T, b *events.Bus) {
 		t.Fatalf("bus.Wait: %v", err)
 	}
 }
+
+// handshake performs the client side of the opening handshake on nc and
+// returns the reader to read the server's frames with.
+func handshake(t *testing.T, nc net.Conn) *bufio.Reader {
+	t.Helper()
+	u, _ := url.Parse("ws://example.com/")
+	br, _, err := ws.Dialer{}.Upgrade(nc, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br == nil {
+		br = bufio.NewReader(nc)
+	}
+	return br
+}
+
+// writeSignal wraps a server's socket to tell when a write enters it.
+type writeSignal struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next write, once armed
+}
+
+func (w *writeSignal) wrap(nc net.Conn) net.Conn { return &signalWrites{Conn: nc, w: w} }
+
+// arm returns a channel closed when the next write starts.
+func (w *writeSignal) arm() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ch = make(chan struct{})
+	return w.ch
+}
+
+type signalWrites struct {
+	net.Conn
+	w *writeSignal
+}
+
+func (s *signalWrites) Write(p []byte) (int, error) {
+	s.w.mu.Lock()
+	if s.w.ch != nil {
+		close(s.w.ch)
+		s.w.ch = nil
+	}
+	s.w.mu.Unlock()
+	return s.Conn.Write(p)
+}
+
+// wait waits until ch is closed; the test context bounds it.
+func wait(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-testCtx(t).Done():
+		t.Fatal("the awaited event never came")
+	}
+}
