@@ -422,7 +422,7 @@ func (c *Conn) closeTimedOut() {
 func (c *Conn) fail(err error) {
 	code := closeCodeOf(err)
 	code, reason := wireClose(code, closeReasonOf(err, code))
-	c.publishError(err, true)
+	c.reportError(err, true)
 	_ = c.closeWith(code, reason, err)
 }
 
@@ -540,6 +540,19 @@ func (c *Conn) hold() bool {
 	}
 	c.refs++
 	return true
+}
+
+// reportError publishes an Error event for err unless the connection has
+// finished: from a goroutine other than the read loop (a Write whose
+// outbound middleware refused it), the event would otherwise race the
+// connection's end and could follow Disconnected. The reference it holds
+// meanwhile keeps Disconnected after it.
+func (c *Conn) reportError(err error, fatal bool) {
+	if !events.Enabled[events.Error](c.bus) || !c.hold() {
+		return
+	}
+	c.publishError(err, fatal)
+	c.release()
 }
 
 func (c *Conn) publishError(err error, fatal bool) {

@@ -54,7 +54,7 @@ func (c *Conn) Write(ctx context.Context, op ws.OpCode, p []byte) error {
 		if errors.As(err, &ce) {
 			c.fail(err)
 		} else {
-			c.publishError(err, false)
+			c.reportError(err, false)
 		}
 	}
 	return err
