@@ -52,11 +52,7 @@ func TestCloseFromAGoroutineTheHandlerWaitsFor(t *testing.T) {
 			if err := waitErr(t, closeErr); err != nil {
 				t.Fatalf("Close = %v, want nil", err)
 			}
-			waitErr(t, func() <-chan error {
-				ch := make(chan error, 1)
-				go func() { <-handlerDone; ch <- nil }()
-				return ch
-			}())
+			wait(t, handlerDone)
 			if code, reason := p.readClose(t); code != ws.StatusNormalClosure || reason != "from a goroutine" {
 				t.Fatalf("close frame %d %q", code, reason)
 			}
