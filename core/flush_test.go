@@ -3,6 +3,8 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,5 +69,49 @@ func TestReplyFlushedBeforeBlockingOnBigFrame(t *testing.T) {
 	}
 	if f := p.readSoon(t); string(f.Payload) != "echo me" {
 		t.Fatalf("got %q", f.Payload)
+	}
+}
+
+// countWrites counts the writes to the socket it wraps.
+type countWrites struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countWrites) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A batch of pipelined messages, read in one go, costs one write to the
+// socket for all the handler's replies (written with the handler's ctx):
+// they are flushed once the read loop has handled every frame it already
+// had, before it waits for more.
+func TestPipelinedRepliesShareOneWrite(t *testing.T) {
+	var writes atomic.Int64
+	echo := func(ctx context.Context, f core.Frame) error {
+		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
+	}
+	p := newPipePeer(t, &core.Upgrader{Config: core.Config{Handler: echo}}, func(nc net.Conn) net.Conn {
+		return countWrites{Conn: nc, n: &writes}
+	})
+	const n = 10
+	var batch []byte
+	for i := range n {
+		batch = append(batch, frameBytes(t, masked(ws.NewTextFrame([]byte{'a' + byte(i)})))...)
+	}
+	before := writes.Load()
+	sent := make(chan error, 1)
+	go func() { _, err := p.nc.Write(batch); sent <- err }() // net.Pipe: one read takes it all
+	for i := range n {
+		if f := p.readFrame(t); string(f.Payload) != string(rune('a'+i)) {
+			t.Fatalf("reply %d: %q", i, f.Payload)
+		}
+	}
+	if err := waitErr(t, sent); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.Load() - before; got != 1 {
+		t.Fatalf("%d socket writes for %d pipelined replies, want 1", got, n)
 	}
 }

@@ -58,14 +58,26 @@ func TestAbortReleasesAStuckWriter(t *testing.T) {
 // Abort with a nil cause reports ErrAborted; before Serve it finishes the
 // connection by itself.
 func TestAbortBeforeServe(t *testing.T) {
+	bus := events.NewBus()
+	defer bus.Close()
+	errs := make(chan events.Error, 2)
+	unsub, _ := events.Subscribe(bus, func(e events.Error) { errs <- e })
+	defer unsub()
 	srv := newTCPServer(t, &core.Upgrader{})
-	c, h := dialWithHandle(t, srv.wsURL(), core.Config{})
+	c, h := dialWithHandle(t, srv.wsURL(), core.Config{Bus: bus})
 	if err := h.Abort(nil); err != nil {
 		t.Fatal(err)
 	}
 	waitDone(t, c)
 	if err := c.Err(); !errors.Is(err, core.ErrAborted) || core.CloseStatus(err) != ws.StatusAbnormalClosure {
 		t.Fatalf("Err() = %v", err)
+	}
+	busWait(t, bus)
+	if len(errs) != 1 {
+		t.Fatalf("%d Error events, want Abort's one", len(errs))
+	}
+	if e := <-errs; !e.Fatal || !errors.Is(e.Err, core.ErrAborted) {
+		t.Fatalf("Error event %+v, want a fatal ErrAborted", e)
 	}
 }
 
