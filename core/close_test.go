@@ -211,3 +211,42 @@ func TestCloseHandedToTheWriterInProgress(t *testing.T) {
 		t.Fatalf("cause %+v, want a clean 1000", ce)
 	}
 }
+
+// Serve called while a close started before it is still sending its close
+// frame (the peer reads nothing) reads nothing, and returns the cause once
+// the close timer has closed the socket, on the fake clock.
+func TestServeWhileACloseBeforeServeIsUnderWay(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	sc, nc := net.Pipe()
+	defer nc.Close()
+	accepted := make(chan *core.Conn, 1)
+	go func() {
+		c, err := (&core.Upgrader{Config: core.Config{Clock: clock}}).Accept(sc)
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	handshake(t, nc)
+	c := <-accepted
+	if c == nil {
+		t.FailNow()
+	}
+	if err := returns(t, "Close before Serve", func() error { return c.Close(ws.StatusNormalClosure, "") }); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	served := served(c)
+	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil { // the close timer
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v while the close frame was still being written", err)
+	default:
+	}
+	clock.Advance(core.DefaultCloseTimeout)
+	err := waitErr(t, served)
+	if ce := asClose(t, err); ce.Code != ws.StatusNormalClosure || !errors.Is(err, core.ErrCloseTimeout) || err != c.Err() {
+		t.Fatalf("Serve = %v, Err() = %v; want the same 1000 whose Err is ErrCloseTimeout", err, c.Err())
+	}
+}

@@ -214,8 +214,10 @@ func (c *Conn) Err() error {
 // Serve runs the read loop on the calling goroutine until the connection
 // has ended, and returns the cause, a *CloseError (errors.As). When ctx is
 // done the connection is closed with 1001 (going away). Serve must be
-// called once; a second call returns ErrAlreadyServing. Called after the
-// connection was closed, it returns the cause at once.
+// called once; a second call returns ErrAlreadyServing. Called after a
+// close started without it (Close or Handle.Abort before Serve), it reads
+// nothing and returns the cause once the connection has ended: at once
+// when it has, else when the close frame is out or CloseTimeout passed.
 func (c *Conn) Serve(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
