@@ -63,7 +63,7 @@ func TestLoopbackEchoAndClose(t *testing.T) {
 	if sce.Code != ws.StatusNormalClosure || sce.Reason != "bye" || !sce.Remote {
 		t.Fatalf("server cause = %+v, want remote 1000 bye", sce)
 	}
-	<-sc.Done()
+	waitDone(t, sc)
 	if !errors.Is(c.Close(ws.StatusNormalClosure, ""), net.ErrClosed) {
 		t.Fatal("second Close did not return net.ErrClosed")
 	}
