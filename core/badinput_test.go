@@ -351,3 +351,31 @@ func TestCloseArgumentsChecked(t *testing.T) {
 		t.Fatalf("got %q", f.Payload)
 	}
 }
+
+// Control frames are bounded by 125 bytes, not by MaxMessageSize.
+func TestPingBiggerThanMessageLimit(t *testing.T) {
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{MaxMessageSize: 10}})
+	p.send(t, masked(ws.NewPingFrame(bytes.Repeat([]byte("p"), 20))))
+	if f := p.readFrame(t); f.Header.OpCode != ws.OpPong || len(f.Payload) != 20 {
+		code, reason := ws.ParseCloseFrameData(f.Payload)
+		t.Fatalf("got %v %d %q, want a 20-byte pong", f.Header.OpCode, code, reason)
+	}
+}
+
+// A read buffer configured below 256 bytes is raised to 256, so that any
+// control frame fits it: a 125-byte ping is answered, and a message bigger
+// than the buffer is reassembled.
+func TestTinyReadBufferStillReadsControlFrames(t *testing.T) {
+	in := newInbox()
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{ReadBufferSize: 1, Handler: in.handle}})
+	ping := bytes.Repeat([]byte("p"), 125)
+	p.send(t, masked(ws.NewPingFrame(ping)))
+	if f := p.readFrame(t); f.Header.OpCode != ws.OpPong || !bytes.Equal(f.Payload, ping) {
+		t.Fatalf("got %v of %d bytes, want the 125-byte pong", f.Header.OpCode, len(f.Payload))
+	}
+	msg := bytes.Repeat([]byte("m"), 1000)
+	p.send(t, masked(ws.NewBinaryFrame(msg)))
+	if f := in.next(t); !bytes.Equal(f.Payload, msg) {
+		t.Fatalf("message of %d bytes, want 1000", len(f.Payload))
+	}
+}

@@ -152,8 +152,8 @@ func TestChainAllocatesNothingPerFrame(t *testing.T) {
 }
 
 // The read and write paths allocate nothing per frame in steady state:
-// 10,000 echoed frames cost only Serve's fixed setup (contexts, the
-// goroutine-id read, the final close), whatever the payload size.
+// 10,000 echoed frames cost only Serve's fixed setup (contexts, the final
+// close), whatever the payload size.
 func TestEchoAllocatesNothingPerFrame(t *testing.T) {
 	const frames = 10000
 	for _, size := range benchSizes {

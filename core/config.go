@@ -38,9 +38,9 @@ type Config struct {
 	Inbound  Chain
 	Outbound Chain
 
-	// Plugins attach behaviour (heartbeat, ...) to every connection, in
-	// order, when the connection is created (before Dial, Accept or
-	// Upgrade returns it). See Plugin.
+	// Plugins attach behaviour (heartbeat, ...) to the connection when it
+	// is created, in this order, before Dial, Accept or Upgrade returns it.
+	// See Plugin.
 	Plugins []Plugin
 
 	// MaxMessageSize bounds an inbound message, fragments included; a bigger
@@ -48,9 +48,10 @@ type Config struct {
 	// negative is an error.
 	MaxMessageSize int64
 
-	// CloseTimeout bounds the close handshake: how long Close waits for the
-	// peer's close frame before closing the socket anyway. Zero means
-	// DefaultCloseTimeout; negative is an error.
+	// CloseTimeout bounds the close handshake: how long the connection
+	// waits for the peer's answer to its close frame (and for the close
+	// frame to be written) before closing the socket anyway; Close itself
+	// never waits. Zero means DefaultCloseTimeout; negative is an error.
 	CloseTimeout time.Duration
 
 	// ReadBufferSize and WriteBufferSize size the connection's buffers.

@@ -228,8 +228,10 @@ func (c *Conn) Err() error {
 // Serve runs the read loop on the calling goroutine until the connection
 // has ended, and returns the cause, a *CloseError (errors.As). When ctx is
 // done the connection is closed with 1001 (going away). Serve must be
-// called once; a second call returns ErrAlreadyServing. Called after the
-// connection was closed, it returns the cause at once.
+// called once; a second call returns ErrAlreadyServing. Called after a
+// close started without it (Close or Handle.Abort before Serve), it reads
+// nothing and returns the cause once the connection has ended: at once
+// when it has, else when the close frame is out or CloseTimeout passed.
 func (c *Conn) Serve(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
@@ -253,8 +255,8 @@ func (c *Conn) Serve(ctx context.Context) error {
 	c.mu.Unlock()
 
 	// Close with 1001 when the caller's ctx ends. The goroutine runs only
-	// then; Serve waits for it before returning (it does not block: Close
-	// returns once the close frame is written or handed to the writer).
+	// then; Serve waits for it before returning (it does not block: a
+	// close never waits for the writer or the socket).
 	closerDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(closerDone)
@@ -310,17 +312,18 @@ func addrString(a net.Addr) string {
 }
 
 // Close starts the close handshake with code and reason and returns: it
-// sends the close frame (or hands it to the writer, if another write is
-// under way, which sends it next) and does not wait for the peer's answer.
-// The read loop ends the connection when the answer comes; if none comes
-// within Config.CloseTimeout on the connection's clock, the socket is
-// closed anyway and the cause's Err is ErrCloseTimeout. Wait for the end
-// with Done; Err then says how it ended.
+// hands the close frame to the connection's writer (a write under way
+// sends it next; otherwise a goroutine does) and waits neither for the
+// socket nor for the peer's answer, so it returns at once even when the
+// peer stopped reading. The read loop ends the connection when the answer
+// comes; if none comes within Config.CloseTimeout on the connection's
+// clock, the socket is closed anyway and the cause's Err is
+// ErrCloseTimeout. Wait for the end with Done; Err then says how it ended.
 //
 // Close returns nil when it started the close, and an error matching
 // ErrClosed when a close had already started (Close is idempotent). Called
-// before Serve, Close also releases the socket, since nothing would read
-// the answer.
+// before Serve, Close also releases the socket once the close frame is
+// out, since nothing would read the answer, and Done closes then.
 //
 // code must be one that may be sent (1000-1003, 1007-1014, 3000-4999) and
 // reason at most 123 bytes of valid UTF-8; otherwise Close returns an error
@@ -400,10 +403,14 @@ func (c *Conn) closeWith(code ws.StatusCode, reason string, cause error) error {
 		return fmt.Errorf("%w: close already started", ErrClosed)
 	}
 	if !serving {
-		// Nobody reads the peer's answer: send the close frame and
-		// release the socket now.
-		c.writeClose(code, reason)
-		c.finish(nil)
+		// Nobody reads the peer's answer: send the close frame, then
+		// release the socket. Not on the caller's goroutine: the write
+		// may wait on a peer that stopped reading, until the close timer
+		// closes the socket.
+		go func() {
+			c.writeClose(code, reason)
+			c.finish(nil)
+		}()
 		return nil
 	}
 	c.sendClose(code, reason)
@@ -433,7 +440,7 @@ func (c *Conn) closeTimedOut() {
 func (c *Conn) fail(err error) {
 	code := closeCodeOf(err)
 	code, reason := wireClose(code, closeReasonOf(err, code))
-	c.publishError(err, true)
+	c.reportError(err, true)
 	_ = c.closeWith(code, reason, err)
 }
 
@@ -551,6 +558,19 @@ func (c *Conn) hold() bool {
 	}
 	c.refs++
 	return true
+}
+
+// reportError publishes an Error event for err unless the connection has
+// finished: from a goroutine other than the read loop (a Write whose
+// outbound middleware refused it), the event would otherwise race the
+// connection's end and could follow Disconnected. The reference it holds
+// meanwhile keeps Disconnected after it.
+func (c *Conn) reportError(err error, fatal bool) {
+	if !events.Enabled[events.Error](c.bus) || !c.hold() {
+		return
+	}
+	c.publishError(err, fatal)
+	c.release()
 }
 
 func (c *Conn) publishError(err error, fatal bool) {

@@ -53,7 +53,7 @@ func TestLoopbackEchoAndClose(t *testing.T) {
 	}
 
 	if err := c.Close(ws.StatusNormalClosure, "bye"); err != nil {
-		t.Fatalf("Close: %v (want nil: the server answers the close frame)", err)
+		t.Fatalf("Close: %v (want nil: it started the close)", err)
 	}
 	ce := asClose(t, waitErr(t, cliDone))
 	if ce.Code != ws.StatusNormalClosure || ce.Reason != "bye" || ce.Remote {
@@ -63,7 +63,7 @@ func TestLoopbackEchoAndClose(t *testing.T) {
 	if sce.Code != ws.StatusNormalClosure || sce.Reason != "bye" || !sce.Remote {
 		t.Fatalf("server cause = %+v, want remote 1000 bye", sce)
 	}
-	<-sc.Done()
+	waitDone(t, sc)
 	if !errors.Is(c.Close(ws.StatusNormalClosure, ""), net.ErrClosed) {
 		t.Fatal("second Close did not return net.ErrClosed")
 	}
@@ -138,10 +138,7 @@ func TestFragmentedMessages(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	in := newInbox()
 	srv := newTCPServer(t, &core.Upgrader{Config: core.Config{Handler: in.handle}})
-	c, err := core.Dial(testCtx(t), srv.wsURL(), core.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, h := dialWithHandle(t, srv.wsURL(), core.Config{})
 	cliDone := served(c)
 	srv.conn(t)
 
@@ -156,7 +153,7 @@ func TestConcurrentWriters(t *testing.T) {
 					return
 				}
 				if i%10 == 0 {
-					if err := c.Ping(context.Background(), []byte("p")); err != nil {
+					if err := h.Ping(context.Background(), []byte("p")); err != nil {
 						t.Errorf("ping: %v", err)
 						return
 					}
@@ -199,8 +196,8 @@ func TestConcurrentWriters(t *testing.T) {
 func TestPingPongAndControlHandlers(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
-	plugin := core.PluginFunc(func(ctx context.Context, c *core.Conn) error {
-		return c.OnControl(func(op ws.OpCode, p []byte) {
+	plugin := core.PluginFunc(func(h *core.Handle) error {
+		return h.OnControl(func(op ws.OpCode, p []byte) {
 			mu.Lock()
 			seen = append(seen, fmt.Sprintf("%v:%s", op, p))
 			mu.Unlock()
@@ -214,13 +211,13 @@ func TestPingPongAndControlHandlers(t *testing.T) {
 	}
 	p.send(t, masked(ws.NewPongFrame([]byte("unsolicited"))))
 	// The server pings; the raw peer sees it.
-	if err := p.srv.Ping(context.Background(), []byte("srv")); err != nil {
+	if err := p.h.Ping(context.Background(), []byte("srv")); err != nil {
 		t.Fatal(err)
 	}
 	if f := p.readFrame(t); f.Header.OpCode != ws.OpPing || string(f.Payload) != "srv" {
 		t.Fatalf("got %v %q", f.Header.OpCode, f.Payload)
 	}
-	if err := p.srv.Ping(context.Background(), make([]byte, 126)); !errors.Is(err, core.ErrControlTooBig) {
+	if err := p.h.Ping(context.Background(), make([]byte, 126)); !errors.Is(err, core.ErrControlTooBig) {
 		t.Fatalf("126-byte ping: %v", err)
 	}
 	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))

@@ -72,7 +72,7 @@ func TestConnectionEventsInOrder(t *testing.T) {
 	}
 	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "later"))))
 	waitErr(t, p.serve)
-	bus.Wait()
+	busWait(t, bus)
 
 	mu.Lock()
 	defer mu.Unlock()

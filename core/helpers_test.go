@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/events"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -74,21 +76,23 @@ func waitErr(t *testing.T, ch <-chan error) error {
 // serves the connection on the handler's goroutine, as a user would.
 type tcpServer struct {
 	*httptest.Server
-	conns chan *core.Conn
-	errs  chan error
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	all   []*core.Conn
+	conns  chan *core.Conn
+	errs   chan error // what Serve returned
+	upErrs chan error // what Upgrade returned, when it failed
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	all    []*core.Conn
 }
 
 func newTCPServer(t *testing.T, up *core.Upgrader) *tcpServer {
 	t.Helper()
-	s := &tcpServer{conns: make(chan *core.Conn, 16), errs: make(chan error, 16)}
+	s := &tcpServer{conns: make(chan *core.Conn, 16), errs: make(chan error, 16), upErrs: make(chan error, 16)}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		defer s.wg.Done()
 		c, err := up.Upgrade(w, r)
 		if err != nil {
+			s.upErrs <- err
 			return
 		}
 		s.mu.Lock()
@@ -123,11 +127,14 @@ func (s *tcpServer) conn(t *testing.T) *core.Conn {
 }
 
 // rawPeer is a WebSocket client that writes whatever frames a test wants,
-// valid or not, over loopback TCP, to a tether server accepted with up.
+// valid or not, to a tether server accepted with up, over loopback TCP
+// (newRawPeer) or an in-memory pipe (newPipePeer). h is the server
+// connection's plugin Handle, for what only a plugin may do.
 type rawPeer struct {
 	nc    net.Conn
 	br    *bufio.Reader
 	srv   *core.Conn
+	h     *core.Handle
 	serve <-chan error
 }
 
@@ -144,7 +151,7 @@ func newRawPeerWrap(t *testing.T, up *core.Upgrader, wrap func(net.Conn) net.Con
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	accepted := make(chan *core.Conn, 1)
+	srvNC := make(chan net.Conn, 1)
 	acceptErr := make(chan error, 1)
 	go func() {
 		nc, err := ln.Accept()
@@ -152,23 +159,55 @@ func newRawPeerWrap(t *testing.T, up *core.Upgrader, wrap func(net.Conn) net.Con
 			acceptErr <- err
 			return
 		}
-		if wrap != nil {
-			nc = wrap(nc)
-		}
-		c, err := up.Accept(nc)
+		srvNC <- nc
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc net.Conn
+	select {
+	case sc = <-srvNC:
+	case err := <-acceptErr:
+		t.Fatal(err)
+	}
+	return newRawPeerOn(t, up, sc, nc, wrap)
+}
+
+// newPipePeer is newRawPeer over net.Pipe: a peer whose every write from
+// the server blocks until the test reads it, so that "a peer that stopped
+// reading" needs no full socket buffers.
+func newPipePeer(t *testing.T, up *core.Upgrader, wrap func(net.Conn) net.Conn) *rawPeer {
+	t.Helper()
+	sc, nc := net.Pipe()
+	return newRawPeerOn(t, up, sc, nc, wrap)
+}
+
+// newRawPeerOn accepts sc with up (plus a plugin that keeps the Handle)
+// while the raw client performs the opening handshake on nc, then serves
+// the server connection and waits until its read loop answers a ping.
+func newRawPeerOn(t *testing.T, up *core.Upgrader, sc, nc net.Conn, wrap func(net.Conn) net.Conn) *rawPeer {
+	t.Helper()
+	if wrap != nil {
+		sc = wrap(sc)
+	}
+	var hs handles
+	u := *up
+	u.Plugins = append(slices.Clone(up.Plugins), &hs)
+	accepted := make(chan *core.Conn, 1)
+	acceptErr := make(chan error, 1)
+	go func() {
+		c, err := u.Accept(sc)
 		if err != nil {
 			acceptErr <- err
 			return
 		}
 		accepted <- c
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	addr, _ := url.Parse("ws://" + sc.LocalAddr().String() + "/")
+	br, _, err := ws.Dialer{}.Upgrade(nc, addr)
 	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse("ws://" + ln.Addr().String() + "/")
-	br, _, err := ws.Dialer{}.Upgrade(nc, u)
-	if err != nil {
+		nc.Close()
 		t.Fatal(err)
 	}
 	if br == nil {
@@ -178,19 +217,65 @@ func newRawPeerWrap(t *testing.T, up *core.Upgrader, wrap func(net.Conn) net.Con
 	select {
 	case p.srv = <-accepted:
 	case err := <-acceptErr:
+		nc.Close()
 		t.Fatal(err)
 	}
+	p.h = hs.of(t, p.srv)
 	p.serve = served(p.srv)
+	t.Cleanup(func() {
+		nc.Close()
+		<-p.srv.Done()
+	})
 	// Wait until the read loop runs: it answers a ping.
 	p.send(t, masked(ws.NewPingFrame([]byte("ready?"))))
 	if f := p.readFrame(t); f.Header.OpCode != ws.OpPong || string(f.Payload) != "ready?" {
 		t.Fatalf("server did not answer the readiness ping: %v %q", f.Header.OpCode, f.Payload)
 	}
-	t.Cleanup(func() {
-		nc.Close()
-		<-p.srv.Done()
-	})
 	return p
+}
+
+// handles is a plugin that keeps the Handle of every connection it attaches
+// to, so that a test can do what only a plugin may (Abort, Ping, SetValue,
+// OnClose, WriteDirect) on a connection it did not otherwise extend.
+type handles struct {
+	mu sync.Mutex
+	m  map[*core.Conn]*core.Handle
+}
+
+var _ core.Plugin = (*handles)(nil)
+
+func (hs *handles) Attach(h *core.Handle) error {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.m == nil {
+		hs.m = make(map[*core.Conn]*core.Handle)
+	}
+	hs.m[h.Conn()] = h
+	return nil
+}
+
+func (hs *handles) of(t *testing.T, c *core.Conn) *core.Handle {
+	t.Helper()
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	h := hs.m[c]
+	if h == nil {
+		t.Fatal("the connection has no handle: its plugins did not include the keeper")
+	}
+	return h
+}
+
+// dialWithHandle dials url with cfg plus a plugin that keeps the Handle,
+// and returns the connection (not yet serving) and its Handle.
+func dialWithHandle(t *testing.T, url string, cfg core.Config) (*core.Conn, *core.Handle) {
+	t.Helper()
+	var hs handles
+	cfg.Plugins = append(slices.Clone(cfg.Plugins), &hs)
+	c, err := core.Dial(testCtx(t), url, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, hs.of(t, c)
 }
 
 // send writes a frame as is: the caller decides masking.
@@ -279,4 +364,94 @@ func (s *signalConn) Write(p []byte) (int, error) {
 		s.onBig()
 	}
 	return s.Conn.Write(p)
+}
+
+// waitDone waits until c has ended; the test context bounds it.
+func waitDone(t *testing.T, c *core.Conn) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-testCtx(t).Done():
+		t.Fatal("the connection did not end")
+	}
+}
+
+// returns runs fn on a goroutine and fails the test unless it returns
+// within the test context: for calls that must not block.
+func returns[T any](t *testing.T, what string, fn func() T) T {
+	t.Helper()
+	ch := make(chan T, 1)
+	go func() { ch <- fn() }()
+	select {
+	case v := <-ch:
+		return v
+	case <-testCtx(t).Done():
+		t.Fatalf("%s did not return", what)
+		var zero T
+		return zero
+	}
+}
+
+// busWait waits until every event published so far has been delivered.
+func busWait(t *testing.T, b *events.Bus) {
+	t.Helper()
+	if err := b.Wait(testCtx(t)); err != nil {
+		t.Fatalf("bus.Wait: %v", err)
+	}
+}
+
+// handshake performs the client side of the opening handshake on nc and
+// returns the reader to read the server's frames with.
+func handshake(t *testing.T, nc net.Conn) *bufio.Reader {
+	t.Helper()
+	u, _ := url.Parse("ws://example.com/")
+	br, _, err := ws.Dialer{}.Upgrade(nc, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br == nil {
+		br = bufio.NewReader(nc)
+	}
+	return br
+}
+
+// writeSignal wraps a server's socket to tell when a write enters it.
+type writeSignal struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next write, once armed
+}
+
+func (w *writeSignal) wrap(nc net.Conn) net.Conn { return &signalWrites{Conn: nc, w: w} }
+
+// arm returns a channel closed when the next write starts.
+func (w *writeSignal) arm() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ch = make(chan struct{})
+	return w.ch
+}
+
+type signalWrites struct {
+	net.Conn
+	w *writeSignal
+}
+
+func (s *signalWrites) Write(p []byte) (int, error) {
+	s.w.mu.Lock()
+	if s.w.ch != nil {
+		close(s.w.ch)
+		s.w.ch = nil
+	}
+	s.w.mu.Unlock()
+	return s.Conn.Write(p)
+}
+
+// wait waits until ch is closed; the test context bounds it.
+func wait(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-testCtx(t).Done():
+		t.Fatal("the awaited event never came")
+	}
 }

@@ -1,9 +1,11 @@
 package core_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -13,14 +15,17 @@ import (
 	"github.com/tetherws/tether/core"
 )
 
-// A peer that never answers the close frame: Close gives up after
-// CloseTimeout on the injected clock, not on the wall clock.
+// A peer that never answers the close frame: Close returns at once, and
+// the connection ends after CloseTimeout on the injected clock, not on the
+// wall clock; until then Err is nil, and then a *CloseError whose Err is
+// ErrCloseTimeout.
 func TestCloseTimeoutOnFakeClock(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Clock: clock, CloseTimeout: 7 * time.Second}})
 
-	closed := make(chan error, 1)
-	go func() { closed <- p.srv.Close(ws.StatusNormalClosure, "bye") }()
+	if err := returns(t, "Close", func() error { return p.srv.Close(ws.StatusNormalClosure, "bye") }); err != nil {
+		t.Fatalf("Close = %v, want nil: it started the close", err)
+	}
 	if code, _ := p.readClose(t); code != ws.StatusNormalClosure { // the peer reads the close frame and stays silent
 		t.Fatalf("code %d", code)
 	}
@@ -34,39 +39,48 @@ func TestCloseTimeoutOnFakeClock(t *testing.T) {
 		t.Fatalf("the close timer fired before 7 s: %v", err)
 	}
 	select {
-	case err := <-closed:
-		t.Fatalf("Close returned %v before the timeout", err)
+	case <-p.srv.Done():
+		t.Fatalf("the connection ended before the timeout: %v", p.srv.Err())
 	default:
 	}
-	clock.Advance(time.Nanosecond)
-	if err := waitErr(t, closed); !errors.Is(err, core.ErrCloseTimeout) {
-		t.Fatalf("Close = %v, want ErrCloseTimeout", err)
+	if err := p.srv.Err(); err != nil {
+		t.Fatalf("Err() = %v before the end, want nil", err)
 	}
-	err := waitErr(t, p.serve)
-	if ce := asClose(t, err); ce.Code != ws.StatusNormalClosure || !errors.Is(err, core.ErrCloseTimeout) {
-		t.Fatalf("cause %v", err)
+	if err := p.srv.Close(ws.StatusNormalClosure, ""); !errors.Is(err, core.ErrClosed) {
+		t.Fatalf("second Close = %v, want ErrClosed", err)
+	}
+	clock.Advance(time.Nanosecond)
+	waitDone(t, p.srv)
+	err := p.srv.Err()
+	if ce := asClose(t, err); ce.Code != ws.StatusNormalClosure || ce.Reason != "bye" || ce.Remote || !errors.Is(ce.Err, core.ErrCloseTimeout) {
+		t.Fatalf("Err() = %v, want local 1000 whose Err is ErrCloseTimeout", err)
+	}
+	if serr := waitErr(t, p.serve); serr != err {
+		t.Fatalf("Serve = %v, Err() = %v", serr, err)
 	}
 }
 
-// A writer blocked on a peer that stopped reading cannot hold Close: the
-// close timer fires on the fake clock, the socket is closed, the writer
-// gets an error.
+// A writer blocked on a peer that stopped reading cannot hold Close: Close
+// hands the close frame over and returns at once; the close timer fires on
+// the fake clock, the socket is closed, the writer gets an error, and the
+// cause says the peer never answered.
 func TestCloseUnblocksStuckWriter(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	p, writerDone := newStuckPeer(t, &core.Upgrader{Config: core.Config{Clock: clock}})
-	closed := make(chan error, 1)
-	go func() { closed <- p.srv.Close(ws.StatusGoingAway, "") }()
+	if err := returns(t, "Close", func() error { return p.srv.Close(ws.StatusGoingAway, "") }); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
 	if err := clock.BlockUntilContext(testCtx(t), 1); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(core.DefaultCloseTimeout)
-	if err := waitErr(t, closed); err == nil {
-		t.Fatalf("Close reported a clean handshake with a peer that never read; cause %v", p.srv.Err())
-	}
 	if err := waitErr(t, writerDone); !errors.Is(err, core.ErrClosed) {
 		t.Fatalf("stuck writer got %v, want ErrClosed", err)
 	}
-	waitErr(t, p.serve)
+	err := waitErr(t, p.serve)
+	if ce := asClose(t, err); ce.Code != ws.StatusGoingAway || !errors.Is(err, core.ErrCloseTimeout) {
+		t.Fatalf("cause %v, want 1001 timed out: the peer never read the close frame", err)
+	}
 }
 
 // Close called from a handler does not wait for the handler itself: it
@@ -228,8 +242,9 @@ func TestHandlerCtxDoneWhenClosing(t *testing.T) {
 	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Handler: h}})
 	p.send(t, masked(ws.NewTextFrame([]byte("slow"))))
 	<-entered
-	closed := make(chan error, 1)
-	go func() { closed <- p.srv.Close(ws.StatusGoingAway, "") }()
+	if err := returns(t, "Close", func() error { return p.srv.Close(ws.StatusGoingAway, "") }); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 	if err := waitErr(t, released); !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler ctx: %v", err)
 	}
@@ -237,7 +252,44 @@ func TestHandlerCtxDoneWhenClosing(t *testing.T) {
 		t.Fatalf("code %d", code)
 	}
 	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
-	if err := waitErr(t, closed); err != nil {
-		t.Fatalf("Close: %v", err)
+	if ce := asClose(t, waitErr(t, p.serve)); ce.Code != ws.StatusGoingAway || ce.Err != nil {
+		t.Fatalf("cause %+v, want a clean 1001", ce)
+	}
+}
+
+// A server that sends a refusal's status line and then stalls before its
+// headers cannot hold a dial past HandshakeTimeout: the timer still bounds
+// the read of the refusal's headers.
+func TestDialRefusalThatStallsTimesOut(t *testing.T) {
+	ctx := testCtx(t)
+	clock := clockwork.NewFakeClock()
+	client, server := net.Pipe()
+	defer server.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if _, err := http.ReadRequest(bufio.NewReader(server)); err != nil {
+			return
+		}
+		// net.Pipe is synchronous: once Write returns, the client has read the line.
+		_, _ = server.Write([]byte("HTTP/1.1 503 Service Unavailable\r\n"))
+	}()
+	d := &core.Dialer{Config: core.Config{Clock: clock}, HandshakeTimeout: time.Second,
+		NetDial: func(context.Context, string, string) (net.Conn, error) { return client, nil }}
+	res := make(chan error, 1)
+	go func() { _, err := d.Dial(ctx, "ws://example.com/"); res <- err }()
+	<-served // the status line is in; the headers never come
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	select {
+	case err := <-res:
+		if err == nil {
+			t.Fatal("Dial succeeded")
+		}
+		t.Logf("Dial: %v", err)
+	case <-ctx.Done():
+		t.Fatal("Dial still blocked after HandshakeTimeout: the refusal's headers are not bounded")
 	}
 }

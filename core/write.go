@@ -59,7 +59,7 @@ func (c *Conn) Write(ctx context.Context, op ws.OpCode, p []byte) error {
 		if errors.As(err, &ce) {
 			c.fail(err)
 		} else {
-			c.publishError(err, false)
+			c.reportError(err, false)
 		}
 	}
 	return err
@@ -216,17 +216,18 @@ var errNilContext = fmt.Errorf("%w: nil context", ErrInvalidConfig)
 var errClosedForWrite = fmt.Errorf("%w: the connection is closing", ErrClosed)
 
 // sendClose sends the close frame with code (0: an empty body) and reason,
-// once, without waiting for the writer: if another write holds it, the
-// frame is left for that writer, which sends it when it leaves
-// (unlockWriter). Sending it may wait on the socket, which the close timer
-// bounds.
+// once, without waiting for the writer or the socket: if another write
+// holds the writer, the frame is left for that writer, which sends it when
+// it leaves (unlockWriter); if the writer is free, a goroutine takes it and
+// sends the frame, since the write may wait on a peer that stopped reading
+// (the close timer bounds that wait, and the caller must not share it).
 func (c *Conn) sendClose(code ws.StatusCode, reason string) {
 	c.mu.Lock()
 	c.closeCode, c.closeReason = code, reason
 	c.mu.Unlock()
 	c.closePending.Store(true)
 	if c.wmu.TryLock() {
-		c.unlockWriter()
+		go c.unlockWriter() // a sync.Mutex may be unlocked by another goroutine
 	}
 }
 

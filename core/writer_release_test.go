@@ -77,6 +77,6 @@ func TestWriterGivenBackWhenIdle(t *testing.T) {
 	if !c.holdsWriter() {
 		t.Fatal("the read loop's reply gave the write buffer back")
 	}
-	_ = c.Abort(nil)
+	_ = c.handle.Abort(nil)
 	<-served
 }
