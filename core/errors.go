@@ -31,8 +31,10 @@ var (
 	// ErrPolicy: a message broke a policy of this endpoint (close code 1008).
 	// Middlewares wrap it to refuse a message and close the connection.
 	ErrPolicy = errors.New("tether: policy violation")
-	// ErrCloseTimeout: the peer did not answer a close frame within
-	// Config.CloseTimeout; the socket was closed anyway.
+	// ErrCloseTimeout: the close handshake did not complete within
+	// Config.CloseTimeout (the peer did not answer our close frame, or our
+	// frame, or our answer to the peer's, could not be written in time);
+	// the socket was closed anyway.
 	ErrCloseTimeout = errors.New("tether: close handshake timed out")
 	// ErrHandshakeTimeout: the opening handshake took longer than
 	// Dialer.HandshakeTimeout or Upgrader.HandshakeTimeout.

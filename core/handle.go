@@ -24,7 +24,9 @@ import (
 // state per connection creates it here; one Plugin value serves any number
 // of connections. A non-nil error fails the connection: it is closed with a
 // code derived from the error (1011 for most) and Dial, Accept or Upgrade
-// returns the error.
+// returns the error. Until Attach returns, the connection belongs to the
+// dial or accept under way: a goroutine the plugin starts must not write
+// on it before then.
 type Plugin interface {
 	Attach(h *Handle) error
 }

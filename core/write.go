@@ -31,7 +31,9 @@ const maxControlPayload = 125
 // ctx bounds the write: if it ends while Write waits on the socket (a peer
 // that stopped reading, or another writer stuck on it), the connection is
 // aborted, since a frame may have been half written, and Write returns an
-// error matching both ErrClosed and ctx's error. A write blocked on the
+// error matching both ErrClosed and ctx's error. Once a close is under
+// way, the close timer bounds the write instead, so that the close frame
+// still goes out after it. A write blocked on the
 // socket is also released when the connection closes: by Close (bounded by
 // Config.CloseTimeout), by a heartbeat's timeout, or by the peer. Text
 // payloads are not checked for UTF-8: sending valid text is the caller's
@@ -130,6 +132,13 @@ func (c *Conn) writeFrameCtx(ctx context.Context, op ws.OpCode, p []byte, publis
 	const writing, written, abandoned = 0, 1, 2
 	var state atomic.Int32
 	stop := context.AfterFunc(ctx, func() {
+		if c.stopping.Load() {
+			// A close is under way: its timer bounds this write, and the
+			// close frame waiting behind it should still go out. (A
+			// handler's ctx, and any ctx derived from it, ends as the close
+			// starts.)
+			return
+		}
 		if state.CompareAndSwap(writing, abandoned) {
 			_ = c.abort(fmt.Errorf("tether: write abandoned: %w", context.Cause(ctx)), true)
 		}

@@ -195,3 +195,42 @@ func TestWriteCtxEndingAfterTheWriteLeavesTheConnectionOpen(t *testing.T) {
 		t.Fatalf("peer got %q", f.Payload)
 	}
 }
+
+// Once a close is under way, a write's ctx ending does not abort the
+// connection: the close timer bounds the write, and the close frame that
+// waits behind it still goes out. A handler's ctx (and any ctx derived
+// from it) ends as the close starts, so without this a reply in flight
+// would turn every graceful close into a 1006.
+func TestWriteCtxEndingDuringACloseLetsTheCloseFrameOut(t *testing.T) {
+	var w writeSignal
+	p := newPipePeer(t, &core.Upgrader{}, w.wrap)
+	writing := w.arm()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := make(chan error, 1)
+	go func() { res <- p.srv.WriteText(ctx, "in flight") }()
+	wait(t, writing) // in the socket; the peer reads nothing yet
+	if err := p.srv.Close(ws.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // as a handler's ctx would end
+	if f := p.readFrame(t); f.Header.OpCode != ws.OpText || string(f.Payload) != "in flight" {
+		t.Fatalf("first frame %v %q, want the write in flight", f.Header.OpCode, f.Payload)
+	}
+	// The writer that held the writer sends the close frame handed to it
+	// before it returns: read it first (net.Pipe has no buffer).
+	if code, reason := p.readClose(t); code != ws.StatusNormalClosure || reason != "bye" {
+		t.Fatalf("close frame %d %q, want 1000 bye", code, reason)
+	}
+	if err := waitErr(t, res); err != nil {
+		t.Fatalf("the write in flight = %v", err)
+	}
+	if err := ws.WriteFrame(p.nc, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))); err != nil {
+		<-p.srv.Done()
+		t.Fatalf("answering the close: %v (the server ended: %v)", err, p.srv.Err())
+	}
+	waitDone(t, p.srv)
+	if ce := asClose(t, p.srv.Err()); ce.Code != ws.StatusNormalClosure || ce.Err != nil {
+		t.Fatalf("cause %+v, want a clean 1000", ce)
+	}
+}
