@@ -40,9 +40,9 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	}
 	defer unsub()
 
-	conns := make(chan *core.Conn, 1)
-	grab := core.PluginFunc(func(h *core.Handle) error { conns <- h.Conn(); return nil })
-	h, err := tether.NewServer(tether.WithClock(clock), tether.WithBus(bus), tether.WithPlugin(grab),
+	serving := make(chan *core.Conn, 1)
+	h, err := tether.NewServer(tether.WithClock(clock), tether.WithBus(bus),
+		tether.WithHandler(func(ctx context.Context, _ core.Frame) error { serving <- core.FromContext(ctx); return nil }),
 		tether.WithCloseTimeout(30*time.Second), tether.WithoutHeartbeat()) // the close timer is the only one
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,12 @@ func TestCloseTimeoutEndToEndOnFakeClock(t *testing.T) {
 	if _, _, err := (ws.Dialer{}).Upgrade(nc, u); err != nil {
 		t.Fatal(err)
 	}
-	sc := <-conns
+	// One message, so that the server's read loop is known to run (a Close
+	// before Serve would release the socket at once instead).
+	if err := ws.WriteFrame(nc, ws.MaskFrame(ws.NewTextFrame([]byte("hi")))); err != nil {
+		t.Fatal(err)
+	}
+	sc := <-serving
 
 	if err := sc.Close(ws.StatusGoingAway, "maintenance"); err != nil { // starts the close, returns at once
 		t.Fatalf("Close = %v", err)
