@@ -110,7 +110,11 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	closeTimeout := cf.closeTimeout
 	sent := make(chan pumpResult, 1)
 	senderDone := make(chan struct{})
-	go func() { defer close(senderDone); sent <- p.run(ctx) }()
+	// Sends are not bounded by ctx: an interrupt closes the client first
+	// (which bounds a send stuck on a peer that stopped reading by the
+	// close timeout), so that the close frame still goes out; a send whose
+	// own ctx ended would abort the connection instead.
+	go func() { defer close(senderDone); sent <- p.run(context.WithoutCancel(ctx)) }()
 	finish := func(err error) error {
 		close(stop)
 		<-senderDone // the sender returns: the client is closed or ended, or stop is closed
@@ -125,8 +129,6 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		switch {
 		case res.ended:
 			return finish(ended(c, url))
-		case res.interrupted:
-			return finish(interrupted(c, evw, closeTimeout))
 		case res.stdinErr != nil: // a line too long or a failed read: say so, say goodbye, fail
 			evw.write(time.Now(), "", "stdin.error", "reading stdin: "+res.stdinErr.Error(), map[string]any{"err": res.stdinErr.Error()})
 			return finish(errors.Join(fmt.Errorf("reading stdin: %w", res.stdinErr), closeClient(c, "stdin failed", closeTimeout)))
@@ -160,12 +162,11 @@ type pump struct {
 
 // pumpResult says why a pump stopped.
 type pumpResult struct {
-	stdinErr    error // stdin failed (nil at EOF)
-	ended       bool  // the client ended: a send failed for good
-	interrupted bool  // ctx ended during a send
+	stdinErr error // stdin failed (nil at EOF)
+	ended    bool  // the client ended: a send failed for good
 }
 
-// run sends until stdin ends, the client ends, ctx ends or stop is closed.
+// run sends until stdin ends, the client ends or stop is closed.
 // A line that is not valid UTF-8, or that the full send buffer refuses, is
 // reported on stderr as "send.refused" and counted; the others go on.
 func (p *pump) run(ctx context.Context) pumpResult {
@@ -181,8 +182,6 @@ func (p *pump) run(ctx context.Context) pumpResult {
 				case errors.Is(err, tether.ErrBufferFull):
 					p.refuse(err.Error(), len(line))
 					continue
-				case ctx.Err() != nil:
-					return pumpResult{interrupted: true}
 				}
 				return pumpResult{ended: true}
 			}
