@@ -222,7 +222,7 @@ func (dl *dialing) expire() {
 		dl.cancel()
 	}
 	if dl.nc != nil {
-		_ = dl.nc.SetDeadline(aLongTimeAgo) // wall time: a deadline in the past aborts the blocked handshake read or write
+		dl.limited.poison()
 	}
 }
 
@@ -266,11 +266,12 @@ func (dl *dialing) wrapConn(nc net.Conn) net.Conn {
 	if nc == nil {
 		return nil // gobwas wraps a failed dial's nil too
 	}
-	dl.limited = handshakeConn{Conn: nc, hr: handshakeReader{r: nc, left: handshakeLimit(dl.d.MaxHandshakeBytes)}}
 	dl.mu.Lock()
+	dl.limited.Conn = nc
+	dl.limited.hr = handshakeReader{r: nc, left: handshakeLimit(dl.d.MaxHandshakeBytes)}
 	dl.nc = nc
 	if dl.timedOut {
-		_ = nc.SetDeadline(aLongTimeAgo) // wall time: the handshake is already over its time
+		dl.limited.poison()
 	}
 	dl.mu.Unlock()
 	return &dl.limited
