@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jonboulle/clockwork"
 
@@ -49,8 +50,9 @@ const (
 	// Live: the connection is up and the queue empty: Sends write to the
 	// connection.
 	Live
-	// BackingOff: the connection was lost; the client waits the reconnect
-	// plugin's delay on its clock. Sends are queued.
+	// BackingOff: the connection was lost, or is closing; the client waits
+	// for its end, then the reconnect plugin's delay on its clock. Sends are
+	// queued.
 	BackingOff
 	// Closing: Close was called; the current connection, if any, is
 	// closing. Sends fail.
@@ -84,10 +86,13 @@ func (s ClientState) String() string {
 // # Concurrency
 //
 // Every method may be called from any goroutine. Messages from one
-// goroutine go out in the order it sent them, across reconnects. No method
-// but Shutdown and Reconnect waits for anything, and those two are
-// bounded by their ctx: Close starts closing and returns; Done and Err tell
-// when and why the client ended.
+// goroutine go out in the order it sent them, across reconnects. Close
+// starts closing and returns; Done and Err tell when and why the client
+// ended. Three methods may wait, each bounded by its ctx: Send (on a
+// socket the peer does not drain), Shutdown and Reconnect (for the
+// client's end, or a new connection). Shutdown and Reconnect must not be
+// called from a handler or the on-reconnect hook, which they would wait
+// for.
 //
 // # What is accepted is not dropped silently
 //
@@ -242,6 +247,12 @@ func (c *Client) connClosing(conn *core.Conn) {
 	if c.live == conn {
 		c.live = nil
 	}
+	if c.conn == conn {
+		c.conn = nil // Conn reports no connection, and Close has none left to close
+		if c.state == Live || c.state == Flushing {
+			c.state = BackingOff
+		}
+	}
 	c.dying = conn
 	c.mu.Unlock()
 }
@@ -319,8 +330,12 @@ func (c *Client) run(dialCtx context.Context, first chan<- error) {
 		// Connecting.
 		c.setState(Connecting)
 		attempt := 0
-		if !firstDial {
+		switch {
+		case firstDial:
+		case c.sched != nil:
 			attempt = c.sched.Dialing()
+		default: // a forced reconnect without a reconnect plugin: one attempt
+			attempt = 1
 		}
 		firstDial = false
 		conn, h, err := c.dialOnce(ctx, attempt)
@@ -356,6 +371,7 @@ func (c *Client) run(dialCtx context.Context, first chan<- error) {
 		go func() {
 			defer close(served)
 			_ = conn.Serve(context.Background())
+			<-conn.Done() // if something else served it (ErrAlreadyServing), its end all the same
 		}()
 
 		// Flushing: the hook (after a reconnect), then the queue.
@@ -387,12 +403,14 @@ func (c *Client) run(dialCtx context.Context, first chan<- error) {
 		case closing:
 			end(ErrClientClosed)
 			return
+		case forced: // asked for, with or without a reconnect plugin
+			if c.sched != nil {
+				c.sched.Forced()
+			}
+			dialNow = true
 		case c.sched == nil:
 			end(cause)
 			return
-		case forced:
-			c.sched.Forced()
-			dialNow = true
 		}
 	}
 }
@@ -557,7 +575,10 @@ func (c *Client) end(err error) {
 }
 
 // Send sends one message, op OpText or OpBinary, on the live connection,
-// through its outbound middlewares; see core.Conn.Write. While the client
+// through its outbound middlewares; see core.Conn.Write. A text message
+// that is not valid UTF-8 is refused with an error matching
+// core.ErrInvalidUTF8 (the peer would close the connection with 1007, for
+// good). While the client
 // is not live (it reconnects, or flushes what was queued meanwhile), the
 // message is copied into the send buffer and sent after the next
 // reconnect, in order. A full buffer returns an error matching
@@ -574,6 +595,11 @@ func (c *Client) Send(ctx context.Context, op OpCode, p []byte) error {
 	}
 	if op != OpText && op != OpBinary {
 		return fmt.Errorf("%w: opcode %d", core.ErrBadOpcode, op)
+	}
+	if op == OpText && !utf8.Valid(p) {
+		// The peer would close with 1007, which is not worth a reconnect:
+		// one bad message would end the client.
+		return fmt.Errorf("%w: a text message must be valid UTF-8; send it as binary", core.ErrInvalidUTF8)
 	}
 	for {
 		c.mu.Lock()
@@ -615,8 +641,16 @@ func (c *Client) endedErr() error {
 	if c.err == nil || c.err == ErrClientClosed {
 		return ErrClientClosed
 	}
-	return fmt.Errorf("%w: %w", core.ErrClosed, c.err)
+	return clientEnded{c.err}
 }
+
+// clientEnded is the error of a call on a client that ended on its own: it
+// matches ErrClosed and wraps why the client ended.
+type clientEnded struct{ err error }
+
+func (e clientEnded) Error() string        { return "tether: client ended: " + e.err.Error() }
+func (e clientEnded) Unwrap() error        { return e.err }
+func (e clientEnded) Is(target error) bool { return target == core.ErrClosed }
 
 // SendText sends s as one text message; see Send.
 func (c *Client) SendText(ctx context.Context, s string) error {
@@ -689,12 +723,16 @@ func (c *Client) Shutdown(ctx context.Context, code StatusCode, reason string) e
 }
 
 // Reconnect replaces the current connection now: it closes it with 1000
-// ("reconnecting") and dials again at once, without the reconnect plugin's
-// delay; while the client backs off, it cuts the wait short. It then waits
-// until a new connection is live (nil), the client ends (an error
-// matching ErrClosed), or ctx is done (ctx's error; the reconnect goes
-// on). If the forced dial fails, the reconnect plugin's schedule takes
-// over from there.
+// ("reconnecting") and, once that close handshake is over (bounded by the
+// close timeout), dials again without the reconnect plugin's delay; while
+// the client backs off, it cuts the wait short. If the forced dial fails,
+// the reconnect plugin's schedule takes over from there; without a
+// reconnect plugin (WithoutRetry) the client ends.
+//
+// Reconnect then waits until a new connection is live (nil), the client
+// ends (an error matching ErrClosed), or ctx is done (ctx's error; the
+// reconnect goes on). Called from a handler or the on-reconnect hook, it
+// would wait for its own return until ctx ends.
 func (c *Client) Reconnect(ctx context.Context) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", core.ErrInvalidConfig)

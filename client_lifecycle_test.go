@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -520,5 +521,136 @@ func TestClientWithAnotherReconnector(t *testing.T) {
 	}
 	if n := b.handshakes(); n != 3 {
 		t.Fatalf("%d handshakes, want 1 + 2", n)
+	}
+}
+
+// Reconnect works without a reconnect plugin: one forced dial, and the
+// client goes on with the new connection.
+func TestClientReconnectWithoutRetry(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	c := dial(t, s, b.url(), tether.WithoutRetry())
+	s.rec.expect("connected k.1")
+	b.await()
+	if err := c.Reconnect(testCtx(t)); err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	s.rec.expect("disconnected k.1 1000")
+	s.rec.expect("connected k.2")
+	if c.Err() != nil || c.State() != tether.Live {
+		t.Fatalf("state %v, err %v", c.State(), c.Err())
+	}
+	if err := c.SendText(testCtx(t), "on k.2"); err != nil || b.next() != "on k.2" {
+		t.Fatalf("Send on the new connection: %v", err)
+	}
+}
+
+// While its connection is closing (here, waiting for a peer that does not
+// answer the close), the client says so: it is backing off, has no
+// connection, and queues what is sent.
+func TestClientStateWhileItsConnectionCloses(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	b.set(0, true) // accepts, never reads: no answer to a close frame
+	c := dial(t, s, b.url())
+	s.rec.expect("connected k.1")
+	b.await()
+	done := make(chan error, 1)
+	go func() { done <- c.Reconnect(testCtx(t)) }()
+	ctx := testCtx(t)
+	for c.State() != tether.BackingOff { // Reconnect starts the close on its own goroutine
+		select {
+		case <-ctx.Done():
+			t.Fatalf("state %v while the connection closes", c.State())
+		default:
+			runtime.Gosched()
+		}
+	}
+	if c.Conn() != nil {
+		t.Fatalf("Conn() = %v while it closes", c.Conn().ID())
+	}
+	if err := c.SendText(testCtx(t), "queued"); err != nil || c.Queued() != 1 {
+		t.Fatalf("Send while closing: %v, %d queued", err, c.Queued())
+	}
+	if err := s.clock.BlockUntilContext(testCtx(t), 1); err != nil { // the close timer
+		t.Fatal(err)
+	}
+	b.set(0, false) // the next connection is served normally
+	s.clock.Advance(core.DefaultCloseTimeout)
+	if err := <-done; err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	s.rec.expect("disconnected k.1 1000")
+	s.rec.expect("attempt #1")
+	s.rec.expect("connected k.2")
+}
+
+// A text message that is not UTF-8 is refused by Send with a clear error,
+// instead of being sent and getting the connection closed with 1007, which
+// is not worth a reconnect: the client goes on.
+func TestClientSendRefusesInvalidUTF8(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	c := dial(t, s, b.url())
+	s.rec.expect("connected k.1")
+	if err := c.Send(testCtx(t), tether.OpText, []byte{0xff, 'x'}); !errors.Is(err, core.ErrInvalidUTF8) {
+		t.Fatalf("Send of invalid UTF-8 text: %v", err)
+	}
+	if err := c.Send(testCtx(t), tether.OpBinary, []byte{0xff, 'x'}); err != nil {
+		t.Fatalf("the same bytes as binary: %v", err)
+	}
+	if got := b.next(); got != "\xffx" {
+		t.Fatalf("server got %q", got)
+	}
+	s.rec.quiet(s.bus)
+}
+
+// A client whose plugin serves the connection itself (a misuse) does not
+// leak: the client waits for that connection's end all the same.
+func TestClientWhoseConnectionSomeoneElseServes(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	served := make(chan error, 1)
+	rogue := core.PluginFunc(func(h *core.Handle) error {
+		conn := h.Conn()
+		go func() { served <- conn.Serve(context.Background()) }()
+		return nil
+	})
+	c := dial(t, s, b.url(), tether.WithPlugin(rogue))
+	s.rec.expect("connected k.1")
+	if err := c.SendText(testCtx(t), "works"); err != nil || b.next() != "works" {
+		t.Fatalf("Send: %v", err)
+	}
+	s.rec.quiet(s.bus) // no phantom reconnect
+	shutdown(t, c)
+	// Whichever Serve came first ran the read loop; the other was refused.
+	if err := <-served; !errors.Is(err, core.ErrAlreadyServing) && core.CloseStatus(err) != ws.StatusNormalClosure {
+		t.Fatalf("the rogue Serve returned %v", err)
+	}
+	if n := b.handshakes(); n != 1 {
+		t.Fatalf("%d handshakes, want 1", n)
+	}
+}
+
+// A client that ended on its own says why, and matches ErrClosed and
+// ErrGaveUp, both re-exported by tether.
+func TestClientEndedErrors(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	p, _ := retry.New(retry.WithMaxAttempts(1))
+	c := dial(t, s, b.url(), tether.WithRetry(p))
+	s.rec.expect("connected k.1")
+	b.set(http.StatusServiceUnavailable, false)
+	b.drop()
+	s.rec.expect("disconnected k.1")
+	s.rec.expect("scheduled #1")
+	s.wait(time.Second)
+	<-c.Done()
+	err := c.SendText(testCtx(t), "late")
+	if !errors.Is(err, tether.ErrClosed) || !errors.Is(err, tether.ErrGaveUp) || !strings.HasPrefix(err.Error(), "tether: client ended: retry: gave up") {
+		t.Fatalf("Send after the give-up: %v", err)
+	}
+	if _, err := tether.Dial(testCtx(t), b.url(), tether.WithReconnector(constantTwice{}), tether.WithRetryClassifier(tether.Retryable)); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Fatalf("a classifier beside another reconnector: %v", err)
 	}
 }

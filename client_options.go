@@ -30,6 +30,7 @@ type dialSettings struct {
 	policy           *retry.Policy    // for the default reconnector
 	retryable        func(error) bool // for the default reconnector
 	custom           bool             // WithReconnector replaced the default
+	classifierSet    bool             // WithRetryClassifier was given
 	retryFirst       bool
 	beforeDial       func(ctx context.Context, attempt int, header http.Header) error
 	onReconnect      func(ctx context.Context, conn *Conn) error
@@ -51,6 +52,9 @@ func newDialSettings(opts []DialOption) (*dialSettings, core.Config, error) {
 			continue
 		}
 		o.applyDial(s)
+	}
+	if s.custom && s.classifierSet {
+		s.conn.fail("WithRetryClassifier has no effect with WithReconnector: the reconnect strategy decides what to retry")
 	}
 	cfg, err := s.conn.build()
 	if err != nil {
@@ -116,7 +120,7 @@ func WithRetryClassifier(fn func(err error) bool) DialOption {
 			s.conn.fail("WithRetryClassifier(nil)")
 			return
 		}
-		s.retryable = fn
+		s.retryable, s.classifierSet = fn, true
 	})
 }
 

@@ -1,8 +1,10 @@
 package tether
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/heartbeat"
+	"github.com/tetherws/tether/middleware"
 )
 
 // Options come in three kinds, so that an option meant for one side does
@@ -66,8 +69,12 @@ func (s *connSettings) build() (core.Config, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
-	explicit := slices.ContainsFunc(cfg.Plugins, func(p core.Plugin) bool { _, ok := p.(*heartbeat.Heartbeat); return ok })
-	if !s.noBeat && !explicit { // a heartbeat given with WithPlugin is the one: never two
+	// Both sides run handlers on goroutines tether started (a Server's per
+	// connection, a Client's read loops): a panic there would end the
+	// process, where net/http would have recovered it. It closes that
+	// connection with 1011 instead, and is logged.
+	cfg.Inbound = core.NewChain(recoverAndLog).Append(cfg.Inbound.Middlewares()...)
+	if !s.noBeat {
 		hb := s.heartbeat
 		if hb == nil {
 			var err error
@@ -78,6 +85,25 @@ func (s *connSettings) build() (core.Config, error) {
 		cfg.Plugins = append([]core.Plugin{hb}, cfg.Plugins...)
 	}
 	return cfg, nil
+}
+
+// recoverAndLog is middleware.Recover, outermost in every connection's
+// application chain, with the panic logged on slog.Default, as net/http
+// logs a handler's.
+func recoverAndLog(next core.Handler) core.Handler {
+	h := middleware.Recover()(next)
+	return func(ctx context.Context, f core.Frame) error {
+		err := h(ctx, f)
+		var pe *middleware.PanicError
+		if errors.As(err, &pe) {
+			id := ""
+			if c := core.FromContext(ctx); c != nil {
+				id = c.ID()
+			}
+			slog.Default().Error("tether: handler panicked; closing the connection with 1011", "conn", id, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		}
+		return err
+	}
 }
 
 // connOption is an Option: it applies to both sides.
@@ -114,7 +140,9 @@ func WithBus(b *events.Bus) Option {
 // WithHandler sets the handler that receives every inbound message. The
 // frame's payload is valid until the handler returns. A handler replies
 // with FromContext(ctx).Write(ctx, ...), and ends its connection by
-// returning an error (see core.Handler for the close code it gets).
+// returning an error (see core.Handler for the close code it gets). A
+// panic in the handler or a middleware closes that connection with 1011
+// and is logged on slog.Default; it does not end the process.
 func WithHandler(h Handler) Option {
 	return connOption(func(s *connSettings) {
 		if h == nil {
@@ -138,8 +166,9 @@ func WithOutboundMiddleware(mws ...Middleware) Option {
 }
 
 // WithPlugin appends plugins; they attach to every connection, in order,
-// after the heartbeat. A *heartbeat.Heartbeat given here replaces the
-// default one (WithHeartbeat is the usual way to configure it).
+// after the heartbeat. A *heartbeat.Heartbeat given here is taken as
+// WithHeartbeat would take it: it replaces the heartbeat, first among the
+// plugins, and a later WithHeartbeat or WithoutHeartbeat replaces it.
 func WithPlugin(ps ...Plugin) Option {
 	return connOption(func(s *connSettings) {
 		for _, p := range ps {
@@ -148,7 +177,13 @@ func WithPlugin(ps ...Plugin) Option {
 				return
 			}
 		}
-		s.cfg.Plugins = append(slices.Clip(s.cfg.Plugins), ps...)
+		for _, p := range ps {
+			if hb, ok := p.(*heartbeat.Heartbeat); ok {
+				s.heartbeat, s.noBeat = hb, false
+				continue
+			}
+			s.cfg.Plugins = append(slices.Clip(s.cfg.Plugins), p)
+		}
 	})
 }
 

@@ -161,6 +161,9 @@ func TestHeartbeatOnByDefault(t *testing.T) {
 		"with a plugin":   {[]tether.ServerOption{tether.WithPlugin(other)}, heartbeat.DefaultInterval},
 		"timeout default": {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Timeout: heartbeat.DefaultTimeout})}, heartbeat.DefaultInterval},
 		"as a plugin":     {[]tether.ServerOption{tether.WithPlugin(mine)}, 7 * time.Second}, // replaces the default: never two
+		"plugin then off": {[]tether.ServerOption{tether.WithPlugin(mine), tether.WithoutHeartbeat()}, 0},
+		"plugin then on":  {[]tether.ServerOption{tether.WithPlugin(mine), tether.WithHeartbeat(heartbeat.Config{Interval: time.Minute})}, time.Minute},
+		"on then plugin":  {[]tether.ServerOption{tether.WithHeartbeat(heartbeat.Config{Interval: time.Minute}), tether.WithPlugin(other, mine)}, 7 * time.Second},
 	} {
 		up, err := tether.ServerUpgrader(tc.opts...)
 		if err != nil {

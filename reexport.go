@@ -6,6 +6,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/tetherws/tether/core"
+	"github.com/tetherws/tether/retry"
 )
 
 // The names a program needs to use tether through this package alone. They
@@ -55,6 +56,9 @@ var (
 	ErrInvalidConfig = core.ErrInvalidConfig
 	// ErrMessageTooBig: a message exceeded the size limit (1009).
 	ErrMessageTooBig = core.ErrMessageTooBig
+	// ErrGaveUp: the client stopped reconnecting (Client.Err, and a Send
+	// after it, match it). It is retry.ErrGaveUp.
+	ErrGaveUp = retry.ErrGaveUp
 )
 
 // FromContext returns the connection whose handler was given ctx, or nil:

@@ -237,3 +237,53 @@ func TestWithCheckOrigin(t *testing.T) {
 		t.Fatalf("WithCheckOrigin(nil): %v", err)
 	}
 }
+
+// A panic in a handler closes that connection with 1011 (and is logged);
+// it does not end the process, and the server goes on serving others, as
+// net/http does for its handlers.
+func TestServerHandlerPanicClosesTheConnectionOnly(t *testing.T) {
+	h, err := tether.NewServer(tether.WithHandler(func(ctx context.Context, f core.Frame) error {
+		if string(f.Payload) == "boom" {
+			panic("handler bug")
+		}
+		return core.FromContext(ctx).Write(ctx, f.Op, f.Payload)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	dialServe := func() (*core.Conn, chan error, chan string) {
+		got := make(chan string, 1)
+		c, err := core.Dial(testCtx(t), url, core.Config{Handler: func(_ context.Context, f core.Frame) error {
+			got <- string(f.Payload)
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Serve(context.Background()) }()
+		return c, done, got
+	}
+	c1, done1, _ := dialServe()
+	if err := c1.WriteText(testCtx(t), "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done1; core.CloseStatus(err) != ws.StatusInternalServerError {
+		t.Fatalf("the panicking connection ended with %v, want 1011", err)
+	}
+	c2, done2, got2 := dialServe()
+	if err := c2.WriteText(testCtx(t), "still here"); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got2; m != "still here" {
+		t.Fatalf("echo %q", m)
+	}
+	_ = c2.Close(ws.StatusNormalClosure, "")
+	<-done2
+	if err := h.Shutdown(testCtx(t), ws.StatusGoingAway, ""); err != nil {
+		t.Fatal(err)
+	}
+}

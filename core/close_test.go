@@ -250,3 +250,36 @@ func TestServeWhileACloseBeforeServeIsUnderWay(t *testing.T) {
 		t.Fatalf("Serve = %v, Err() = %v; want the same 1000 whose Err is ErrCloseTimeout", err, c.Err())
 	}
 }
+
+// Data the peer sends after our close frame, before it has seen it, still
+// reaches the handler: the peer counts it as sent (a client's Send
+// returned nil for it), so dropping it would lose it.
+func TestDataAfterOurCloseIsDelivered(t *testing.T) {
+	got := make(chan string, 4)
+	p := newRawPeer(t, &core.Upgrader{Config: core.Config{Handler: func(_ context.Context, f core.Frame) error {
+		got <- string(f.Payload)
+		return nil
+	}}})
+	if err := p.srv.Close(ws.StatusGoingAway, "restart"); err != nil {
+		t.Fatal(err)
+	}
+	// The peer's last messages, written before it read our close frame.
+	p.send(t, masked(ws.NewTextFrame([]byte("late 1"))))
+	p.send(t, masked(ws.NewBinaryFrame([]byte("late 2"))))
+	if code, _ := p.readClose(t); code != ws.StatusGoingAway {
+		t.Fatalf("close frame %d", code)
+	}
+	p.send(t, masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
+	waitDone(t, p.srv)
+	close(got)
+	var all []string
+	for m := range got {
+		all = append(all, m)
+	}
+	if len(all) != 2 || all[0] != "late 1" || all[1] != "late 2" {
+		t.Fatalf("handler got %q, want both late messages", all)
+	}
+	if ce := asClose(t, p.srv.Err()); ce.Code != ws.StatusGoingAway || ce.Err != nil {
+		t.Fatalf("cause %+v, want a clean 1001", ce)
+	}
+}

@@ -239,7 +239,7 @@ func (c *Conn) Serve(ctx context.Context) error {
 	c.mu.Lock()
 	if c.serving {
 		c.mu.Unlock()
-		return ErrAlreadyServing
+		return fmt.Errorf("%w: Serve was called before", ErrAlreadyServing)
 	}
 	c.serving = true
 	if c.closing {

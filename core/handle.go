@@ -242,10 +242,11 @@ func (h *Handle) SetValue(key, value any) error {
 
 // Emit publishes e, an event of the plugin's own type about the
 // connection, on the connection's bus, so that it is delivered before the
-// connection's Disconnected. Once the connection has finished (its socket
-// released, Disconnected about to be published), e is dropped and Emit
-// returns false. With no subscriber for E, Emit does nothing and allocates
-// nothing. It never blocks.
+// connection's Disconnected. It reports whether e was published: false
+// when nobody subscribes to E (then it does nothing and allocates nothing)
+// and once the connection has finished (its socket released, Disconnected
+// about to be published). It never blocks, so a plugin may call it under
+// a lock of its own.
 func Emit[E events.Event](h *Handle, e E) bool {
 	if h == nil || !events.Enabled[E](h.c.bus) {
 		return false

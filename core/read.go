@@ -217,9 +217,10 @@ func (c *Conn) readFailed(err error) error {
 // deliver runs one whole message through the inbound chain. It reports
 // whether the read loop must stop.
 func (c *Conn) deliver(op ws.OpCode, p []byte) (stop bool) {
-	if c.stopping.Load() {
-		return false // closing: the peer's last data frames are read and dropped
-	}
+	// A close under way does not stop delivery: the peer may send data
+	// until it has seen our close frame (RFC 6455 5.5.1), and what it sent
+	// meanwhile it counts as sent. The handlers' ctx is done by then, and
+	// their replies are refused once the close frame is out.
 	if op == ws.OpText && !utf8.Valid(p) {
 		c.failHard(fmt.Errorf("%w: text message", ErrInvalidUTF8), true)
 		return true

@@ -21,11 +21,11 @@ var (
 	ErrNilHandler = errors.New("events: nil handler")
 	// ErrBusClosed is returned by Subscribe after Close.
 	ErrBusClosed = errors.New("events: bus closed")
-	// ErrNotAStruct is returned by Subscribe for a type parameter that is
-	// an interface (Event itself, say): events are published as concrete
-	// values, so no event would ever reach such a handler. Use SubscribeAll
-	// to receive every event.
-	ErrNotAStruct = errors.New("events: subscribe to a concrete event type, or use SubscribeAll")
+	// ErrInterfaceType is returned by Subscribe (and Except) for a type
+	// parameter that is an interface (Event itself, say): events are
+	// published as values of their own type, so no event would ever reach
+	// such a handler. Use SubscribeAll to receive every event.
+	ErrInterfaceType = errors.New("events: an interface is no event type; subscribe to the event's own type, or use SubscribeAll")
 )
 
 // Bus carries events from connections, clients and plugins to subscribers.
@@ -339,7 +339,7 @@ func (b *Bus) wakeLocked() {
 // Subscribe returns (and for those already queued). E is the event's
 // concrete type, such as events.Disconnected or heartbeat.Timeout; a
 // handler of the wrong type does not compile. An interface type parameter
-// returns ErrNotAStruct: use SubscribeAll.
+// returns ErrInterfaceType: use SubscribeAll.
 //
 // fn runs on the bus's dispatcher goroutine, one event at a time, in
 // publish order. It may publish, subscribe and unsubscribe. It should not
@@ -359,7 +359,7 @@ func Subscribe[E Event](b *Bus, fn func(E)) (unsubscribe func(), err error) {
 		return nil, ErrNilHandler
 	}
 	if reflect.TypeFor[E]().Kind() == reflect.Interface {
-		return nil, fmt.Errorf("%w: %v is an interface", ErrNotAStruct, reflect.TypeFor[E]())
+		return nil, fmt.Errorf("%w: %v is an interface", ErrInterfaceType, reflect.TypeFor[E]())
 	}
 	return b.add(topicOf[E](b, true), func(e Event) { fn(e.(E)) }, nil)
 }
@@ -387,7 +387,7 @@ func SubscribeAll(b *Bus, fn func(Event), except ...Skip) (unsubscribe func(), e
 	var skip []*topic
 	for _, x := range except {
 		if x.of == nil {
-			return nil, fmt.Errorf("%w: a zero Skip; make one with Except", ErrNotAStruct)
+			return nil, fmt.Errorf("%w: a zero Skip; make one with Except", ErrInterfaceType)
 		}
 		t, err := x.of(b)
 		if err != nil {
@@ -407,11 +407,11 @@ type Skip struct {
 }
 
 // Except returns the Skip of events of type E, for SubscribeAll. E must be
-// a concrete type (ErrNotAStruct otherwise).
+// a concrete type (ErrInterfaceType otherwise).
 func Except[E Event]() Skip {
 	return Skip{of: func(b *Bus) (*topic, error) {
 		if reflect.TypeFor[E]().Kind() == reflect.Interface {
-			return nil, fmt.Errorf("%w: Except[%v]", ErrNotAStruct, reflect.TypeFor[E]())
+			return nil, fmt.Errorf("%w: Except[%v]", ErrInterfaceType, reflect.TypeFor[E]())
 		}
 		return topicOf[E](b, true), nil
 	}}

@@ -125,19 +125,19 @@ func TestPublishWithoutSubscriberAllocatesNothing(t *testing.T) {
 }
 
 // A type parameter that is an interface cannot be subscribed to (no event
-// is published as an interface value): ErrNotAStruct, which points to
+// is published as an interface value): ErrInterfaceType, which points to
 // SubscribeAll.
 func TestSubscribeToAnInterfaceIsAnError(t *testing.T) {
 	b := events.NewBus()
 	defer b.Close()
-	if _, err := events.Subscribe(b, func(events.Event) {}); !errors.Is(err, events.ErrNotAStruct) {
+	if _, err := events.Subscribe(b, func(events.Event) {}); !errors.Is(err, events.ErrInterfaceType) {
 		t.Fatalf("Subscribe[events.Event]: %v", err)
 	}
 	type limitedEvent interface {
 		events.Event
 		Limited()
 	}
-	if _, err := events.Subscribe(b, func(limitedEvent) {}); !errors.Is(err, events.ErrNotAStruct) {
+	if _, err := events.Subscribe(b, func(limitedEvent) {}); !errors.Is(err, events.ErrInterfaceType) {
 		t.Fatalf("Subscribe[an interface of the caller's]: %v", err)
 	}
 }
@@ -238,10 +238,10 @@ func TestSubscribeAllExcept(t *testing.T) {
 	if events.Enabled[events.MessageIn](b) {
 		t.Fatal("counts not restored")
 	}
-	if _, err := events.SubscribeAll(b, func(events.Event) {}, events.Except[events.Event]()); !errors.Is(err, events.ErrNotAStruct) {
+	if _, err := events.SubscribeAll(b, func(events.Event) {}, events.Except[events.Event]()); !errors.Is(err, events.ErrInterfaceType) {
 		t.Fatalf("Except of an interface: %v", err)
 	}
-	if _, err := events.SubscribeAll(b, func(events.Event) {}, events.Skip{}); !errors.Is(err, events.ErrNotAStruct) {
+	if _, err := events.SubscribeAll(b, func(events.Event) {}, events.Skip{}); !errors.Is(err, events.ErrInterfaceType) {
 		t.Fatalf("a zero Skip: %v", err)
 	}
 }
