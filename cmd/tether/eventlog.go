@@ -67,6 +67,11 @@ func describe(e events.Event) (string, map[string]any) {
 		return fmt.Sprintf("gave up after %d attempt(s): %s", e.Attempts, errText(short(e.LastErr))),
 			map[string]any{"client": e.ClientID, "attempts": e.Attempts, "err": errText(e.LastErr)}
 	}
+	// An event of a type the command does not know (a plugin's): its
+	// topic and what it is about.
+	if src := e.Source(); src != "" {
+		return e.Topic() + " " + src, map[string]any{"source": src}
+	}
 	return e.Topic(), map[string]any{}
 }
 
