@@ -94,6 +94,9 @@ func recoverAndLog(next core.Handler) core.Handler {
 	h := middleware.Recover()(next)
 	return func(ctx context.Context, f core.Frame) error {
 		err := h(ctx, f)
+		if err == nil {
+			return nil // the per-frame path: errors.As would make pe escape, an allocation per frame
+		}
 		var pe *middleware.PanicError
 		if errors.As(err, &pe) {
 			id := ""

@@ -180,3 +180,19 @@ func TestHeartbeatOnByDefault(t *testing.T) {
 		}
 	}
 }
+
+// The chain every connection of Dial and NewServer gets (the panic
+// recovery the facade puts outermost included) allocates nothing per
+// message.
+func TestFacadeChainAllocatesNothingPerFrame(t *testing.T) {
+	up, err := tether.ServerUpgrader(tether.WithMiddleware(middleware.Recover()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := up.Config.Inbound.Then(func(context.Context, core.Frame) error { return nil })
+	ctx := context.Background()
+	f := core.Frame{Op: ws.OpText, Payload: []byte("hello")}
+	if n := testing.AllocsPerRun(1000, func() { _ = h(ctx, f) }); n != 0 {
+		t.Fatalf("%v allocations per message", n)
+	}
+}
