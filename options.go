@@ -1,7 +1,6 @@
 package tether
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"github.com/tetherws/tether/core"
 	"github.com/tetherws/tether/events"
 	"github.com/tetherws/tether/heartbeat"
-	"github.com/tetherws/tether/middleware"
 )
 
 // Options come in three kinds, so that an option meant for one side does
@@ -73,7 +71,7 @@ func (s *connSettings) build() (core.Config, error) {
 	// connection, a Client's read loops): a panic there would end the
 	// process, where net/http would have recovered it. It closes that
 	// connection with 1011 instead, and is logged.
-	cfg.Inbound = core.NewChain(recoverAndLog).Append(cfg.Inbound.Middlewares()...)
+	cfg.OnPanic = logPanic
 	if !s.noBeat {
 		hb := s.heartbeat
 		if hb == nil {
@@ -87,26 +85,10 @@ func (s *connSettings) build() (core.Config, error) {
 	return cfg, nil
 }
 
-// recoverAndLog is middleware.Recover, outermost in every connection's
-// application chain, with the panic logged on slog.Default, as net/http
-// logs a handler's.
-func recoverAndLog(next core.Handler) core.Handler {
-	h := middleware.Recover()(next)
-	return func(ctx context.Context, f core.Frame) error {
-		err := h(ctx, f)
-		if err == nil {
-			return nil // the per-frame path: errors.As would make pe escape, an allocation per frame
-		}
-		var pe *middleware.PanicError
-		if errors.As(err, &pe) {
-			id := ""
-			if c := core.FromContext(ctx); c != nil {
-				id = c.ID()
-			}
-			slog.Default().Error("tether: handler panicked; closing the connection with 1011", "conn", id, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
-		}
-		return err
-	}
+// logPanic logs a panic the read loop recovered (core.Config.OnPanic) on
+// slog.Default, as net/http logs a handler's.
+func logPanic(c *core.Conn, v any, stack []byte) {
+	slog.Default().Error("tether: handler panicked; closing the connection with 1011", "conn", c.ID(), "panic", fmt.Sprint(v), "stack", string(stack))
 }
 
 // connOption is an Option: it applies to both sides.

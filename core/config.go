@@ -64,6 +64,16 @@ type Config struct {
 	// ID names the connection in events and logs. Empty means a generated
 	// id, unique in the process.
 	ID string
+
+	// OnPanic, if set, makes the read loop recover a panic of the inbound
+	// chain (the plugins' middlewares, the application's, the handler)
+	// instead of letting it end the process: OnPanic is called on the read
+	// loop with the connection, the panic's value and its stack, then the
+	// connection closes with 1011 as for a handler's error (the Error
+	// event's Err is a *PanicError). It costs a deferred call per message.
+	// tether.Dial and tether.NewServer set it (they run handlers on
+	// goroutines of their own); nil lets a panic propagate.
+	OnPanic func(c *Conn, value any, stack []byte)
 }
 
 // withDefaults validates c and fills in its defaults.

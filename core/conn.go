@@ -61,6 +61,7 @@ type Conn struct {
 	bus          *events.Bus
 	maxMsg       int64
 	closeTimeout time.Duration
+	onPanic      func(*Conn, any, []byte)
 	in, out      Handler
 	handle       Handle
 
@@ -130,6 +131,7 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool, proto
 		bus:          cfg.Bus,
 		maxMsg:       cfg.MaxMessageSize,
 		closeTimeout: cfg.CloseTimeout,
+		onPanic:      cfg.OnPanic,
 		done:         make(chan struct{}),
 		refs:         1, // the connection's own, dropped by finish
 	}

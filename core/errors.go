@@ -59,7 +59,31 @@ var (
 	ErrOriginNotAllowed = errors.New("tether: origin not allowed")
 	// ErrAborted: the connection was ended by Abort without a cause.
 	ErrAborted = errors.New("tether: connection aborted")
+	// ErrPanic is matched by the error of a recovered panic (a *PanicError):
+	// see Config.OnPanic and middleware.Recover.
+	ErrPanic = errors.New("tether: handler panicked")
 )
+
+// PanicError is a recovered panic of the inbound chain: its value and the
+// stack where it happened. It matches ErrPanic; Unwrap returns the value
+// when it is an error. A connection it ends closes with 1011, and the
+// reason sent to the peer does not carry the panic's text.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error implements error.
+func (e *PanicError) Error() string { return fmt.Sprintf("tether: handler panicked: %v", e.Value) }
+
+// Is reports whether target is ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
 
 // ProtocolError says how the peer violated RFC 6455. It matches ErrProtocol
 // with errors.Is.

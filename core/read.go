@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime/debug"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -225,10 +226,30 @@ func (c *Conn) deliver(op ws.OpCode, p []byte) (stop bool) {
 		c.failHard(fmt.Errorf("%w: text message", ErrInvalidUTF8), true)
 		return true
 	}
+	if c.onPanic != nil {
+		c.deliverRecovering(op, p)
+		return false
+	}
 	if err := c.in(c.lctx, Frame{Op: op, Payload: p}); err != nil {
 		c.fail(fmt.Errorf("tether: inbound: %w", err))
 	}
 	return false
+}
+
+// deliverRecovering is deliver's call of the inbound chain with a panic
+// recovered (Config.OnPanic): one deferred call, no allocation unless a
+// panic happens.
+func (c *Conn) deliverRecovering(op ws.OpCode, p []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			c.onPanic(c, v, stack)
+			c.fail(fmt.Errorf("tether: inbound: %w", &PanicError{Value: v, Stack: stack}))
+		}
+	}()
+	if err := c.in(c.lctx, Frame{Op: op, Payload: p}); err != nil {
+		c.fail(fmt.Errorf("tether: inbound: %w", err))
+	}
 }
 
 // control handles a ping, pong or close frame. It reports whether the read
