@@ -356,7 +356,7 @@ func newSim(t *testing.T) *sim {
 }
 
 // wait advances the clock by d once a timer is armed (the retry loop's
-// wait: the caller has seen its ReconnectScheduled event).
+// wait: the caller has seen its retry.Scheduled event).
 func (s *sim) wait(d time.Duration) {
 	s.t.Helper()
 	if err := s.clock.BlockUntilContext(testCtx(s.t), 1); err != nil {

@@ -202,7 +202,7 @@ func TestClientTLSWithTestCA(t *testing.T) {
 
 // Cross-site WebSocket hijacking: a page on another site makes the
 // visitor's browser open a WebSocket to the server, with the visitor's
-// cookies and the page's Origin. tether.Handler refuses it with 403 by
+// cookies and the page's Origin. tether.NewServer refuses it with 403 by
 // default, before any handler runs; same-origin pages and non-browser
 // clients (no Origin) connect. core.AllowAnyOrigin is the explicit opt-out.
 func TestCrossSiteHijackingRefused(t *testing.T) {
@@ -270,7 +270,7 @@ func TestCrossSiteHijackingRefused(t *testing.T) {
 }
 
 // The server's defaults bound what a client can send: a message over 16 MiB
-// is refused with 1009 on a tether.Handler built with no option, as soon as
+// is refused with 1009 on a tether.NewServer built with no option, as soon as
 // its header arrives.
 func TestHandlerDefaultMessageLimit(t *testing.T) {
 	h, err := tether.NewServer()
