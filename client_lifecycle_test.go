@@ -654,3 +654,34 @@ func TestClientEndedErrors(t *testing.T) {
 		t.Fatalf("a classifier beside another reconnector: %v", err)
 	}
 }
+
+// Shutdown is bounded by its ctx: against a peer that does not answer the
+// close, it returns ctx's error and the close goes on, ended by the close
+// timeout on the clock.
+func TestClientShutdownBoundedByCtx(t *testing.T) {
+	s := newSim(t)
+	b := newBackend(t)
+	b.set(0, true) // never reads: no answer to the close frame
+	c := dial(t, s, b.url())
+	s.rec.expect("connected k.1")
+	b.await()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	shut := make(chan error, 1)
+	go func() { shut <- c.Shutdown(ctx, ws.StatusNormalClosure, "bye") }()
+	if err := s.clock.BlockUntilContext(testCtx(t), 1); err != nil { // the close timer
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-shut; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want the ctx's error", err)
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("the client ended before its close timed out")
+	default:
+	}
+	s.clock.Advance(core.DefaultCloseTimeout)
+	if err := c.Shutdown(testCtx(t), ws.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("a second Shutdown, once the close timed out: %v", err)
+	}
+}

@@ -170,11 +170,13 @@ func TestServerShutdown(t *testing.T) {
 
 // A peer that never answers the close frame keeps Shutdown waiting until
 // its ctx ends; the close timeout, on the server's clock, then ends the
-// connection.
+// connection. A later Shutdown closes nothing more but waits for that end
+// too, then says the server was shut down already.
 func TestServerShutdownBoundedByCtx(t *testing.T) {
 	ctx := testCtx(t)
 	clock := clockwork.NewFakeClock()
-	s, err := tether.NewServer(tether.WithClock(clock), tether.WithCloseTimeout(5*time.Second))
+	s, err := tether.NewServer(tether.WithClock(clock), tether.WithCloseTimeout(5*time.Second),
+		tether.WithoutHeartbeat()) // the close timer is the only timer
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,9 +204,19 @@ func TestServerShutdownBoundedByCtx(t *testing.T) {
 	if err := <-shut; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Shutdown = %v, want the ctx's error", err)
 	}
+	again := make(chan error, 1)
+	go func() { again <- s.Shutdown(ctx, ws.StatusGoingAway, "") }()
+	select {
+	case err := <-again:
+		t.Fatalf("a second Shutdown returned %v before the connection ended", err)
+	default:
+	}
 	clock.Advance(5 * time.Second)
-	for len(s.Conns()) > 0 {
-		runtime.Gosched()
+	if err := <-again; !errors.Is(err, tether.ErrServerClosed) {
+		t.Fatalf("second Shutdown = %v, want ErrServerClosed once the connection ended", err)
+	}
+	if n := len(s.Conns()); n != 0 {
+		t.Fatalf("%d connections after the second Shutdown returned", n)
 	}
 }
 
